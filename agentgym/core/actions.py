@@ -1,0 +1,124 @@
+"""Parse a model's reply into tool calls.
+
+Three forms are understood, tried in this order:
+
+1. OpenAI ``tool_calls`` on an assistant message dict;
+2. ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks, as emitted by
+   Qwen/Hermes chat templates (an unclosed final block is accepted: generation often
+   stops on the closing tag);
+3. ``name[argument]`` for a known tool, the argument going to its first parameter.
+
+Parsing never raises on model output: problems come back as :class:`ActionError`
+with a message meant to be shown to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+
+
+@dataclass
+class ToolCall:
+    """One requested call: tool name and raw (unvalidated) arguments."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass
+class ActionError:
+    """Why an action could not be understood; ``message`` is shown to the model."""
+
+    message: str
+
+
+def reply_text(action: Any) -> str:
+    """The text content of an action given as a string or an assistant message dict."""
+    if isinstance(action, str):
+        return action
+    if isinstance(action, dict):
+        content = action.get("content")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def parse_tool_calls(action: Any, tools: dict[str, Any]) -> list[ToolCall] | ActionError | None:
+    """Tool calls in ``action``; ``None`` when it contains no recognisable call.
+
+    ``tools`` maps tool names to specs (only the names and first parameters are used).
+    """
+    if isinstance(action, dict) and action.get("tool_calls"):
+        return _from_openai(action["tool_calls"])
+    if not isinstance(action, (str, dict)):
+        return ActionError(f"an action must be text or an assistant message, not {type(action).__name__}")
+    text = reply_text(action)
+    if "<tool_call>" in text:
+        return _from_tags(text)
+    return _from_brackets(text, tools)
+
+
+def _from_openai(raw: Any) -> list[ToolCall] | ActionError:
+    if not isinstance(raw, list):
+        return ActionError("tool_calls must be a list")
+    calls = []
+    for item in raw:
+        fn = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            return ActionError("each tool call needs a function with a name")
+        args = fn.get("arguments", {})
+        if isinstance(args, str):
+            args = _loads(args or "{}")
+            if isinstance(args, ActionError):
+                return args
+        if not isinstance(args, dict):
+            return ActionError(f"the arguments of {fn['name']} must be a JSON object")
+        calls.append(ToolCall(fn["name"], args, item.get("id")))
+    return calls
+
+
+def _from_tags(text: str) -> list[ToolCall] | ActionError:
+    calls = []
+    for body in _TOOL_CALL.findall(text):
+        obj = _loads(body.strip())
+        if isinstance(obj, ActionError):
+            return obj
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            return ActionError('a <tool_call> must hold {"name": ..., "arguments": {...}}')
+        args = obj.get("arguments", obj.get("parameters", {}))
+        if isinstance(args, str):
+            args = _loads(args or "{}")
+            if isinstance(args, ActionError):
+                return args
+        if not isinstance(args, dict):
+            return ActionError(f"the arguments of {obj['name']} must be a JSON object")
+        calls.append(ToolCall(obj["name"], args))
+    if not calls:
+        return ActionError("found <tool_call> but no call inside it")
+    return calls
+
+
+def _from_brackets(text: str, tools: dict[str, Any]) -> list[ToolCall] | None:
+    if not tools:
+        return None
+    names = "|".join(re.escape(n) for n in sorted(tools, key=len, reverse=True))
+    calls = []
+    for m in re.finditer(rf"(?<![\w])({names})\[(.*?)\]", text, re.DOTALL):
+        name, arg = m.group(1), m.group(2).strip()
+        params = getattr(tools[name], "param_order", ())
+        args = {params[0]: arg} if params and arg else {}
+        calls.append(ToolCall(name, args))
+    return calls or None
+
+
+def _loads(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        snippet = body[:80].replace("\n", " ")
+        return ActionError(f"could not parse the tool call JSON ({exc.__class__.__name__}: {exc}) in: {snippet}")

@@ -1,0 +1,95 @@
+"""Trajectories: the exact record of one episode, shared by eval and training.
+
+Token-in, token-out: ``token_ids`` is the whole sequence the policy saw and produced,
+``loss_mask`` is 1 exactly on tokens the policy sampled (0 on prompt, observation and
+chat-template tokens), and ``logprobs`` holds the behaviour logprob of each sampled
+token (0.0 elsewhere). Each :class:`Turn` records where its sampled tokens sit
+(``start``/``end`` into ``token_ids``) so turn-level rewards can be placed on them.
+Trajectories stream to JSONL, one per line, and read back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+Status = Literal["completed", "truncated", "failed"]
+
+
+@dataclass
+class Turn:
+    """One policy action and the environment's answer to it."""
+
+    action: str
+    observation: dict[str, Any]
+    reward: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    start: int = 0  # first sampled token of this turn in Trajectory.token_ids
+    end: int = 0  # one past the last sampled token
+    finish_reason: str = "stop"
+    generation_s: float = 0.0
+    env_s: float = 0.0
+
+
+@dataclass
+class Trajectory:
+    """One episode: messages, exact tokens with masks and logprobs, rewards, outcome."""
+
+    id: str
+    env_id: str
+    task_id: str
+    group_id: str = ""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    reward: float = 0.0
+    success: bool = False
+    status: Status = "completed"
+    error: str | None = None
+    policy_version: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_turns(self) -> int:
+        return len(self.turns)
+
+    @property
+    def num_sampled_tokens(self) -> int:
+        return sum(self.loss_mask)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Trajectory":
+        data = dict(data)
+        data["turns"] = [Turn(**t) for t in data.get("turns", [])]
+        return cls(**data)
+
+
+def write_jsonl(trajectories: list[Trajectory], path: str | Path, append: bool = True) -> None:
+    """Append (or write) trajectories to a JSONL file, flushing each line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a" if append else "w", encoding="utf-8") as fh:
+        for traj in trajectories:
+            fh.write(json.dumps(traj.to_dict(), ensure_ascii=False) + "\n")
+            fh.flush()
+
+
+def read_jsonl(path: str | Path) -> Iterator[Trajectory]:
+    """Read trajectories back; a torn last line (crash mid-write) is skipped."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            yield Trajectory.from_dict(data)
