@@ -1,0 +1,194 @@
+"""Checks every text environment must pass (``agentgym envs check``).
+
+On top of Gymnasium's :func:`~gymnasium.utils.env_checker.check_env`, a text env must
+be reproducible (same seed, same actions -> same episode), survive arbitrary model
+output (thousands of fuzzed replies: empty, huge, binary-looking, unicode, malformed
+and wrong tool calls) without raising, return string observations in its space, and
+put a boolean ``success`` in the info of every final step.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from agentgym.core.env import TextEnv
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one environment."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def check_text_env(
+    make_env: Callable[[], TextEnv], *, fuzz_actions: int = 2000, time_budget_s: float = 60.0, seed: int = 0
+) -> list[CheckResult]:
+    """Run all checks on fresh environments from ``make_env``; never raises."""
+    checks = [
+        ("gymnasium check_env", lambda: _gymnasium_check(make_env())),
+        ("same seed, same episode", lambda: _determinism(make_env, seed)),
+        ("observations and final info", lambda: _contract(make_env(), seed)),
+        ("fuzzed actions never raise", lambda: _fuzz(make_env(), fuzz_actions, time_budget_s, seed)),
+    ]
+    results = []
+    for name, fn in checks:
+        try:
+            detail = fn() or ""
+            results.append(CheckResult(name, True, detail))
+        except Exception as exc:  # the point of a checker is to report, not to crash
+            tb = traceback.format_exc(limit=-3)
+            results.append(CheckResult(name, False, f"{type(exc).__name__}: {exc}\n{tb}"))
+    return results
+
+
+def _gymnasium_check(env: TextEnv) -> str:
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    env.close()
+    relevant = [str(w.message) for w in caught if "precision" not in str(w.message)]
+    return f"{len(relevant)} warning(s)" + (f": {relevant[0][:120]}" if relevant else "")
+
+
+def _episode(env: TextEnv, seed: int, actions: list[Any]) -> list[Any]:
+    obs, _ = env.reset(seed=seed)
+    trace: list[Any] = [obs]
+    for action in actions:
+        if env.done:
+            break
+        obs, reward, term, trunc, info = env.step(action)
+        trace.append((obs, reward, term, trunc, _plain(info)))
+    return trace
+
+
+def _plain(info: dict) -> Any:
+    return json.loads(json.dumps(info, sort_keys=True, default=str))
+
+
+def _determinism(make_env: Callable[[], TextEnv], seed: int) -> str:
+    probe = make_env()
+    probe.reset(seed=seed)
+    actions = _scripted_actions(probe, 12)
+    a = _episode(make_env(), seed, actions)
+    b = _episode(make_env(), seed, actions)
+    if a != b:
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                raise AssertionError(f"episodes differ at step {i}: {str(x)[:200]} != {str(y)[:200]}")
+        raise AssertionError("episodes differ in length")
+    return f"{len(a) - 1} steps replayed identically"
+
+
+def _scripted_actions(env: TextEnv, n: int) -> list[Any]:
+    """A deterministic action list: oracle moves when available, else valid actions, else text."""
+    try:
+        first = env.oracle_action()
+        return [first] * 2 + ["", "nonsense"] + [first] * (n - 4)
+    except NotImplementedError:
+        valid = env.valid_actions() or ["hello"]
+        return [valid[i % len(valid)] for i in range(n)]
+
+
+def _contract(env: TextEnv, seed: int) -> str:
+    episodes = 0
+    for s in range(seed, seed + 3):
+        obs, info = env.reset(seed=s)
+        _check_obs(env, obs)
+        assert isinstance(info, dict), "reset info must be a dict"
+        steps = 0
+        while not env.done and steps < 500:
+            try:
+                action = env.oracle_action()
+            except NotImplementedError:
+                action = (env.valid_actions() or ["x"])[0]
+            obs, reward, term, trunc, info = env.step(action)
+            steps += 1
+            _check_obs(env, obs)
+            assert isinstance(reward, (int, float)), f"reward must be a number, got {type(reward).__name__}"
+            if term or trunc:
+                assert isinstance(info.get("success"), bool), "the final step's info must have a bool 'success'"
+        episodes += 1
+    return f"{episodes} episodes played to the end"
+
+
+def _check_obs(env: TextEnv, obs: Any) -> None:
+    assert isinstance(obs, dict) and isinstance(obs.get("content"), str), f"observation must be a message, got {obs!r:.80}"
+    assert obs.get("role") in ("user", "tool"), f"observation role must be 'user' or 'tool', got {obs.get('role')!r}"
+    assert env.observation_space.contains(obs), "observation is outside the observation space"
+
+
+_EDGE_VALUES: list[Any] = ["", " ", "0", "-1", "x" * 5000, "../../etc/passwd", "日本", 0, -1, 10**9, 2.5, True, None, [], {}]
+
+
+def fuzz_actions(rng: random.Random, tools: dict[str, Any], max_chars: int) -> Any:
+    """One adversarial action: what a badly behaved model might send."""
+    names = list(tools) or ["act"]
+    kind = rng.randrange(14)
+    if kind >= 12 and tools:  # a well-formed call with edge-case argument values
+        spec = tools[rng.choice(names)]
+        args = {p: rng.choice(_EDGE_VALUES) for p in spec.param_order if rng.random() < 0.9}
+        return f'<tool_call>{{"name": "{spec.name}", "arguments": {json.dumps(args)}}}</tool_call>'
+    if kind == 0:
+        return ""
+    if kind == 1:
+        return "x" * (max_chars + rng.randrange(1, 1000))
+    if kind == 2:
+        return "".join(chr(rng.randrange(0, 0x250)) for _ in range(rng.randrange(1, 200)))
+    if kind == 3:
+        return "".join(rng.choice("日本語🙂ñé\u200b\x00\ufffd") for _ in range(rng.randrange(1, 50)))
+    if kind == 4:
+        return "<tool_call>{not json" + "}" * rng.randrange(3)
+    if kind == 5:
+        return f'<tool_call>{{"name": "{rng.choice(names)}", "arguments": {json.dumps(_junk(rng))}}}</tool_call>'
+    if kind == 6:
+        return '<tool_call>{"name": "no_such_tool", "arguments": {}}</tool_call>'
+    if kind == 7:
+        return {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": rng.choice(names), "arguments": "{bad"}}]}
+    if kind == 8:
+        return {"role": "assistant", "tool_calls": [{"function": {"name": rng.choice(names), "arguments": json.dumps(_junk(rng))}}]}
+    if kind == 9:
+        return f"{rng.choice(names)}[{_junk(rng)}]"
+    if kind == 10:
+        return "<tool_call>" * rng.randrange(1, 5) + "[[[" + "\\" * rng.randrange(10)
+    return rng.choice(["up", "left 3", "down 99", "right -1", "submit", "answer[]", "{}", "[]", "null"])
+
+
+def _junk(rng: random.Random) -> Any:
+    choices: list[Any] = [
+        {}, {"x": 1}, {"query": "a" * rng.randrange(0, 3000)}, {"k": -5}, {"k": "many"}, [1, 2], "str",
+        {"direction": "sideways"}, {"steps": 10**9}, {"path": "../../etc/passwd"}, None, 3.5,
+    ]
+    return rng.choice(choices)
+
+
+def _fuzz(env: TextEnv, n: int, budget_s: float, seed: int) -> str:
+    rng = random.Random(seed)
+    env.reset(seed=seed)
+    deadline = time.monotonic() + budget_s
+    done = 0
+    episodes = 1
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            break
+        if env.done:
+            env.reset(seed=rng.randrange(2**31))
+            episodes += 1
+        action = fuzz_actions(rng, env.tools, env.max_action_chars)
+        obs, reward, term, trunc, info = env.step(action)
+        _check_obs(env, obs)
+        if term or trunc:
+            assert isinstance(info.get("success"), bool), "final info lacks a bool 'success'"
+        done += 1
+    env.close()
+    return f"{done} fuzzed actions over {episodes} episodes"
