@@ -22,7 +22,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         "${PIP[@]}" install -q torch
     else
         echo "== installing torch 2.13.0 (CPU build)"
-        "${PIP[@]}" install -q "torch==2.13.0" || "${PIP[@]}" install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+        "${PIP[@]}" install -q "torch==2.13.0"
     fi
 fi
 
