@@ -1,0 +1,1 @@
+"""The learner: async multi-turn GRPO over agentgym environments (``agentgym train``)."""

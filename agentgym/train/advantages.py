@@ -1,0 +1,158 @@
+"""Group-relative advantages and how they land on tokens.
+
+GRPO samples G episodes per task and scores each against its own group:
+``A_i = (r_i - mean(r)) / (std(r) + eps)``; Dr. GRPO drops the division by the std
+(it biases towards tasks that are nearly solved or nearly failed). A group whose rewards
+are all equal carries no signal; it can be dropped (DAPO's dynamic sampling).
+
+Credit reaches tokens in two steps so turn-level rewards can be plugged in later:
+:func:`turn_advantages` maps an episode's outcome advantage and per-turn rewards (e.g.
+retrospective progress scores) to one advantage per turn, and :func:`spread_over_tokens`
+places each turn's value on that turn's sampled (mask-1) tokens. The default is the
+outcome advantage on every turn, which is plain GRPO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from agentgym.rollout.trajectory import Trajectory
+
+TurnCredit = Callable[[Trajectory, float], Sequence[float]]
+"""(trajectory, outcome advantage) -> one advantage per turn."""
+
+
+def group_advantages(rewards: Sequence[float], estimator: str = "grpo", eps: float = 1e-6) -> np.ndarray:
+    """Advantages of one group of episodes on the same task."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.size == 0:
+        return r
+    centred = r - r.mean()
+    if estimator == "dr_grpo":
+        return centred
+    if estimator == "grpo":
+        return centred / (r.std() + eps)
+    raise ValueError(f"unknown advantage estimator {estimator!r}")
+
+
+def outcome_credit(traj: Trajectory, outcome_advantage: float) -> list[float]:
+    """The default: every turn gets the episode's outcome advantage (plain GRPO)."""
+    return [outcome_advantage] * len(traj.turns)
+
+
+def turn_advantages(
+    turn_rewards: Sequence[float], outcome_advantage: float, turn_weight: float = 1.0
+) -> list[float]:
+    """Per-turn advantages from the outcome advantage plus weighted per-turn rewards.
+
+    ``turn_rewards`` are expected to be already normalised (e.g. progress gains scored
+    against the group); ``turn_weight=0`` gives back the outcome advantage on every turn.
+    """
+    return [outcome_advantage + turn_weight * float(r) for r in turn_rewards]
+
+
+def spread_over_tokens(traj: Trajectory, per_turn: Sequence[float]) -> np.ndarray:
+    """Token-level advantages: each turn's value on its sampled tokens, 0 elsewhere.
+
+    Mask-1 tokens outside every turn's range (should not happen with a well-formed
+    trajectory) get the mean of the turn values so no sampled token is silently lost.
+    """
+    mask = np.asarray(traj.loss_mask, dtype=np.float32)
+    out = np.zeros(len(traj.token_ids), dtype=np.float32)
+    covered = np.zeros(len(traj.token_ids), dtype=bool)
+    for turn, value in zip(traj.turns, per_turn):
+        if turn.end > turn.start:
+            out[turn.start : turn.end] = value
+            covered[turn.start : turn.end] = True
+    if len(per_turn) and (~covered & (mask > 0)).any():
+        out[~covered] = float(np.mean(per_turn))
+    return out * mask
+
+
+@dataclass
+class Sample:
+    """One trajectory ready for the learner."""
+
+    token_ids: list[int]
+    loss_mask: list[int]
+    behaviour_logprobs: list[float]
+    advantages: np.ndarray
+    policy_version: int = 0
+    reward: float = 0.0
+    group: str = ""
+
+    @property
+    def num_sampled(self) -> int:
+        return int(sum(self.loss_mask))
+
+
+@dataclass
+class BatchStats:
+    groups: int = 0
+    groups_dropped: int = 0
+    trajectories: int = 0
+    failed: int = 0
+    adv_mean: float = 0.0
+    adv_std: float = 0.0
+    adv_abs_mean: float = 0.0
+    zero_variance_fraction: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def build_samples(
+    groups: Sequence[Sequence[Trajectory]],
+    *,
+    estimator: str = "grpo",
+    eps: float = 1e-6,
+    drop_zero_variance: bool = False,
+    credit: TurnCredit = outcome_credit,
+) -> tuple[list[Sample], BatchStats]:
+    """Score each group, map credit to tokens, and return learner samples + statistics.
+
+    Failed episodes (engine errors) are left out of their group; groups left with fewer
+    than two episodes, or without sampled tokens, are dropped.
+    """
+    samples: list[Sample] = []
+    stats = BatchStats(groups=len(groups))
+    episode_advs: list[float] = []
+    zero_var = 0
+    for group in groups:
+        good = [t for t in group if t.status != "failed" and sum(t.loss_mask) > 0]
+        stats.failed += len(group) - len(good)
+        if len(good) < 2:
+            stats.groups_dropped += 1
+            continue
+        rewards = [t.reward for t in good]
+        flat = float(np.ptp(rewards)) == 0.0
+        zero_var += flat
+        if flat and drop_zero_variance:
+            stats.groups_dropped += 1
+            continue
+        advs = group_advantages(rewards, estimator, eps)
+        for traj, adv in zip(good, advs):
+            per_turn = credit(traj, float(adv)) if traj.turns else []
+            if traj.turns:
+                token_adv = spread_over_tokens(traj, per_turn)
+            else:  # no turn records: outcome advantage on every sampled token
+                token_adv = np.asarray(traj.loss_mask, dtype=np.float32) * float(adv)
+            samples.append(
+                Sample(
+                    token_ids=list(traj.token_ids),
+                    loss_mask=list(traj.loss_mask),
+                    behaviour_logprobs=list(traj.logprobs),
+                    advantages=token_adv,
+                    policy_version=traj.policy_version,
+                    reward=traj.reward,
+                    group=traj.group_id,
+                )
+            )
+            episode_advs.append(float(adv))
+    stats.trajectories = len(samples)
+    stats.zero_variance_fraction = zero_var / max(1, len(groups))
+    if episode_advs:
+        a = np.asarray(episode_advs)
+        stats.adv_mean, stats.adv_std, stats.adv_abs_mean = float(a.mean()), float(a.std()), float(np.abs(a).mean())
+    return samples, stats
