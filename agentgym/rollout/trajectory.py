@@ -11,7 +11,7 @@ Trajectories stream to JSONL, one per line, and read back unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -29,8 +29,10 @@ class Turn:
     start: int = 0  # first sampled token of this turn in Trajectory.token_ids
     end: int = 0  # one past the last sampled token
     finish_reason: str = "stop"
-    generation_s: float = 0.0
+    generation_s: float = 0.0  # waiting for the policy (batching queue + generation)
     env_s: float = 0.0
+    num_tokens: int = 0  # sampled tokens of this turn (also for text-only policies that report them)
+    policy_version: int = 0  # the policy version that sampled this turn
 
 
 @dataclass
@@ -67,8 +69,11 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Trajectory":
-        data = dict(data)
-        data["turns"] = [Turn(**t) for t in data.get("turns", [])]
+        """Build from a dict; keys this version does not know are ignored (newer writers)."""
+        known = {f.name for f in fields(cls)}
+        turn_known = {f.name for f in fields(Turn)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["turns"] = [Turn(**{k: v for k, v in t.items() if k in turn_known}) for t in data.get("turns", [])]
         return cls(**data)
 
 

@@ -1,0 +1,244 @@
+"""What the model sees each turn: the one place that builds the policy's context.
+
+A :class:`ContextBuilder` turns an environment's first observation into the opening
+messages (system prompt, task, optional guidance) and, for each turn, into a
+:class:`~agentgym.policy.base.GenerationRequest`. It keeps two views of the episode:
+
+* ``messages``: the chat transcript (what text-only policies such as ``scripted`` or an
+  OpenAI-compatible server receive);
+* ``token_ids`` / ``loss_mask`` / ``logprobs``: token-in/token-out bookkeeping for
+  policies that expose a tokenizer through a chat renderer. Sampled ids are appended
+  exactly as sampled (mask 1, behaviour logprobs); prompt, observation and chat-template
+  ids come from the renderer (mask 0). Nothing is ever re-tokenized, so ``token_ids`` at
+  the end of the last turn is exactly what the policy saw plus what it sampled.
+
+Guidance (re-attempting a task with a hint in the prompt) hooks in through
+:class:`Guidance`: extra text added to the first user message, or an extra message after
+it. It is recorded in ``Trajectory.metadata["guidance"]`` so the learner can tell guided
+episodes apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+
+from agentgym.policy.base import Completion, GenerationRequest, Message, SamplingParams
+
+GuidanceMode = Literal["prepend", "append", "message"]
+
+
+@dataclass
+class Guidance:
+    """Extra text shown to the model at the start of an episode.
+
+    ``mode``: ``"append"`` adds ``text`` after the first user message's content,
+    ``"prepend"`` before it, ``"message"`` adds a separate ``role`` message after it.
+    ``kind`` says where it came from (``"hint"``, ``"plan"``, ``"feedback"``...).
+    """
+
+    text: str
+    mode: GuidanceMode = "append"
+    role: str = "user"
+    kind: str = "hint"
+    separator: str = "\n\n"
+
+    def record(self) -> dict[str, Any]:
+        return {"text": self.text, "mode": self.mode, "role": self.role, "kind": self.kind}
+
+
+@runtime_checkable
+class TokenRenderer(Protocol):
+    """Incremental chat rendering to token ids with the prefix property.
+
+    ``prompt_ids(messages, tools)`` renders a whole conversation followed by the
+    assistant generation prompt. ``continuation_ids(messages, completion_ids, new_messages,
+    tools)`` returns the ids that follow an assistant turn whose sampled ids were
+    ``completion_ids`` (closing template tokens when the sample did not end with them, the
+    new messages, the next generation prompt), so that appending them to the context equals
+    rendering the longer conversation.
+    """
+
+    def prompt_ids(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
+        ...
+
+    def continuation_ids(
+        self,
+        messages: Sequence[Message],
+        completion_ids: Sequence[int],
+        new_messages: Sequence[Message],
+        tools: list[dict] | None = None,
+    ) -> list[int]:
+        ...
+
+
+class ContextOverflow(Exception):
+    """The context has no room left for another turn (the episode ends as truncated)."""
+
+
+@dataclass
+class EpisodeContext:
+    """The growing context of one episode (see the module docstring)."""
+
+    messages: list[Message]
+    tools: list[dict] | None
+    renderer: TokenRenderer | None = None
+    max_context_tokens: int | None = None
+    min_generation_tokens: int = 1
+    tool_role: Literal["keep", "user"] = "keep"
+    token_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token_level(self) -> bool:
+        return self.renderer is not None
+
+    def _append(self, ids: Sequence[int], mask: int, logprobs: Sequence[float] | None = None) -> None:
+        self.token_ids.extend(ids)
+        self.loss_mask.extend([mask] * len(ids))
+        self.logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
+
+    def start(self) -> None:
+        """Render the opening messages (token-level policies)."""
+        if self.renderer is not None:
+            self._append(self.renderer.prompt_ids(self.messages, self.tools), 0)
+            self._check_room()
+
+    def room(self) -> int | None:
+        """How many tokens may still be generated, or None when unbounded."""
+        if self.max_context_tokens is None or not self.token_level:
+            return None
+        return self.max_context_tokens - len(self.token_ids)
+
+    def _check_room(self) -> None:
+        room = self.room()
+        if room is not None and room < self.min_generation_tokens:
+            raise ContextOverflow(
+                f"context overflow: {len(self.token_ids)} tokens, limit {self.max_context_tokens}"
+            )
+
+    def request(self, params: SamplingParams, env: Any = None) -> GenerationRequest:
+        """The request for the next turn; ``max_tokens`` is capped by the room left."""
+        room = self.room()
+        if room is not None and room < params.max_tokens:
+            params = replace(params, max_tokens=room)
+        if self.token_level:
+            return GenerationRequest(prompt_ids=list(self.token_ids), tools=self.tools, params=params, env=env)
+        return GenerationRequest(messages=copy.deepcopy(self.messages), tools=self.tools, params=params, env=env)
+
+    def add_completion(self, completion: Completion) -> Message:
+        """Record the sampled reply; returns the assistant message."""
+        message: Message = {"role": "assistant", "content": completion.text}
+        if self.token_level:
+            ids = list(completion.token_ids)
+            lps = list(completion.logprobs)
+            if len(lps) != len(ids):
+                raise ValueError(f"the policy returned {len(ids)} token ids but {len(lps)} logprobs")
+            self._last_completion_ids = ids
+            self._append(ids, 1, lps)
+        self.messages.append(message)
+        return message
+
+    def _observation_message(self, observation: Message) -> Message:
+        message = dict(observation)
+        if self.tool_role == "user" and message.get("role") == "tool":
+            message["role"] = "user"
+        return message
+
+    def add_observation(self, observation: Message) -> None:
+        """Record the environment's answer; raises :class:`ContextOverflow` when it does not fit.
+
+        On overflow the message joins the transcript but not ``token_ids``: the tokens stay
+        exactly what the policy saw and sampled.
+        """
+        message = self._observation_message(observation)
+        if self.token_level:
+            ids = self.renderer.continuation_ids(self.messages, self._last_completion_ids, [message], self.tools)
+            self.messages.append(message)
+            room = self.room()
+            if room is not None and room - len(ids) < self.min_generation_tokens:
+                raise ContextOverflow(
+                    f"context overflow: {len(self.token_ids) + len(ids)} tokens, limit {self.max_context_tokens}"
+                )
+            self._append(ids, 0)
+        else:
+            self.messages.append(message)
+
+    def add_final_observation(self, observation: Message) -> None:
+        """The observation that ended the episode: transcript only (the policy never sees it)."""
+        self.messages.append(self._observation_message(observation))
+
+
+class ContextBuilder:
+    """Builds each episode's :class:`EpisodeContext`; subclass or configure to change what the model sees.
+
+    ``tool_role="user"`` rewrites ``tool`` observations as ``user`` messages: needed by chat
+    APIs that only accept ``tool`` messages answering native ``tool_calls``. ``None``
+    (default) keeps them for token-level policies and rewrites them for text-only ones.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_context_tokens: int | None = 4096,
+        include_system_prompt: bool = True,
+        tool_role: Literal["keep", "user"] | None = None,
+        min_generation_tokens: int = 1,
+    ):
+        self.max_context_tokens = max_context_tokens
+        self.include_system_prompt = include_system_prompt
+        self.tool_role = tool_role
+        self.min_generation_tokens = min_generation_tokens
+
+    def opening_messages(self, observation: Message, info: dict[str, Any]) -> list[Message]:
+        """System prompt (if any) and the first observation."""
+        messages: list[Message] = []
+        system = info.get("system_prompt") or ""
+        if self.include_system_prompt and system:
+            messages.append({"role": "system", "content": system})
+        messages.append(dict(observation))
+        return messages
+
+    def apply_guidance(self, messages: list[Message], guidance: Guidance) -> list[Message]:
+        """The hook a guidance feature uses: add ``guidance`` to the opening messages."""
+        first_user = next(i for i, m in enumerate(messages) if m.get("role") in ("user", "tool"))
+        if guidance.mode == "message":
+            messages.insert(first_user + 1, {"role": guidance.role, "content": guidance.text})
+            return messages
+        content = messages[first_user].get("content") or ""
+        if guidance.mode == "prepend":
+            content = guidance.text + guidance.separator + content
+        else:
+            content = content + guidance.separator + guidance.text
+        messages[first_user] = {**messages[first_user], "content": content}
+        return messages
+
+    def start(
+        self,
+        observation: Message,
+        info: dict[str, Any],
+        *,
+        renderer: TokenRenderer | None = None,
+        guidance: Guidance | None = None,
+    ) -> EpisodeContext:
+        """A new episode's context, rendered and ready for the first request."""
+        messages = self.opening_messages(observation, info)
+        metadata: dict[str, Any] = {}
+        if guidance is not None and guidance.text:
+            messages = self.apply_guidance(messages, guidance)
+            metadata["guidance"] = guidance.record()
+        tool_role = self.tool_role or ("keep" if renderer is not None else "user")
+        ctx = EpisodeContext(
+            messages=messages,
+            tools=info.get("tools"),
+            renderer=renderer,
+            max_context_tokens=self.max_context_tokens,
+            min_generation_tokens=self.min_generation_tokens,
+            tool_role=tool_role,
+            metadata=metadata,
+        )
+        ctx.start()
+        return ctx

@@ -1,0 +1,381 @@
+"""The async multi-turn rollout engine.
+
+Many episodes run at once, over any mix of environments, with one policy. Each episode
+is a coroutine: render the context, ask the policy (through a :class:`BatchingPolicy`,
+so concurrent episodes share forward passes), step the environment, append the
+observation, until the environment ends the episode, the context overflows, the episode
+times out or something raises. A failure ends only that episode (``status="failed"``,
+``error`` set); the rest of the batch goes on.
+
+    engine = RolloutEngine(policy, RolloutConfig(max_batch=32))
+    groups = await engine.run_groups([EpisodeSpec("maze/v0", task=t) for t in tasks], group_size=8)
+
+Concurrency is bounded per environment (``env_concurrency``, keyed by env id or family:
+sandboxes are expensive), in total (``max_concurrent_episodes``), and per policy
+(``policy_concurrency`` generate calls in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentgym.core.registry import make, spec as env_spec
+from agentgym.core.task import Task
+from agentgym.policy.base import Completion, Policy, SamplingParams
+from agentgym.rollout.batching import BatchingPolicy
+from agentgym.rollout.context import ContextBuilder, ContextOverflow, Guidance, TokenRenderer
+from agentgym.rollout.trajectory import Trajectory, Turn, write_jsonl
+
+TrajectoryCallback = Callable[[Trajectory], Any]
+
+
+class RolloutConfig(BaseModel):
+    """How the engine runs episodes."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    max_context_tokens: int | None = 4096
+    episode_timeout_s: float | None = 600.0
+    max_concurrent_episodes: int = 256
+    env_concurrency: dict[str, int] = Field(default_factory=dict)
+    default_env_concurrency: int | None = None
+    max_batch: int = 64
+    batch_wait_s: float = 0.005
+    policy_concurrency: int = 1
+    token_level: bool | None = None  # None: token-level whenever the policy has a chat renderer
+
+
+@dataclass
+class EpisodeSpec:
+    """One episode to run: which environment (registered id + kwargs), which task, extras."""
+
+    env_id: str
+    task: Task | dict | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    group_id: str = ""
+    guidance: Guidance | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class PolicyFailure(RuntimeError):
+    """The policy returned an error instead of a completion."""
+
+
+class RolloutEngine:
+    """Runs episodes concurrently with one policy; see the module docstring."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        config: RolloutConfig | None = None,
+        *,
+        context: ContextBuilder | None = None,
+        renderer: TokenRenderer | None = None,
+        policy_version: int = 0,
+    ):
+        self.config = config or RolloutConfig()
+        self.policy = policy
+        self.batcher = BatchingPolicy(
+            policy,
+            max_batch=self.config.max_batch,
+            max_wait_s=self.config.batch_wait_s,
+            max_concurrency=self.config.policy_concurrency,
+        )
+        self.context = context or ContextBuilder(max_context_tokens=self.config.max_context_tokens)
+        if self.config.token_level is False:
+            renderer = None
+        elif renderer is None:
+            renderer = renderer_of(policy)
+            if renderer is None and self.config.token_level:
+                raise ValueError(f"token_level=True but policy {getattr(policy, 'name', policy)!r} has no chat renderer")
+        self.renderer = renderer
+        self.policy_version = policy_version
+        self._episode_slots: asyncio.Semaphore | None = None
+        self._env_slots: dict[str, asyncio.Semaphore] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ----------------------------------------------------------------- public API
+    def set_policy_version(self, version: int) -> None:
+        """Recorded in every trajectory (and turn) generated from now on."""
+        self.policy_version = int(version)
+
+    async def run(
+        self, specs: Iterable[EpisodeSpec], *, on_trajectory: TrajectoryCallback | None = None
+    ) -> list[Trajectory]:
+        """Run all episodes concurrently; trajectories come back in the order of ``specs``."""
+        specs = list(specs)
+        return list(await asyncio.gather(*(self.run_episode(s, on_trajectory=on_trajectory) for s in specs)))
+
+    async def run_groups(
+        self,
+        items: Sequence[EpisodeSpec | Task | str],
+        group_size: int,
+        *,
+        env_id: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        guidance: Guidance | None = None,
+        on_trajectory: TrajectoryCallback | None = None,
+    ) -> list[list[Trajectory]]:
+        """``group_size`` episodes of each item's task (the groups of GRPO).
+
+        An item is an :class:`EpisodeSpec`, a :class:`Task` (with ``env_id``), or an env id
+        (a task drawn from its generator; every episode of the group gets the same reset
+        seed, hence the same task).
+        """
+        if group_size < 1:
+            raise ValueError("group_size must be at least 1")
+        base_seed = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "little")
+        specs: list[EpisodeSpec] = []
+        for i, item in enumerate(items):
+            base = self._as_spec(item, env_id, env_kwargs, base_seed + i)
+            group_id = base.group_id or f"g-{uuid.uuid4().hex[:10]}"
+            for sample in range(group_size):
+                specs.append(
+                    replace(
+                        base,
+                        group_id=group_id,
+                        guidance=base.guidance or guidance,
+                        metadata={**base.metadata, "sample": sample},
+                    )
+                )
+        flat = await self.run(specs, on_trajectory=on_trajectory)
+        return [flat[i : i + group_size] for i in range(0, len(flat), group_size)]
+
+    async def run_episode(
+        self, spec: EpisodeSpec, *, on_trajectory: TrajectoryCallback | None = None
+    ) -> Trajectory:
+        """Run one episode; never raises for environment or policy trouble (see ``status``)."""
+        self._bind_loop()
+        traj = Trajectory(
+            id=uuid.uuid4().hex,
+            env_id=spec.env_id,
+            task_id=_task_id(spec.task),
+            group_id=spec.group_id,
+            policy_version=self.policy_version,
+            metadata=dict(spec.metadata),
+        )
+        async with self._episode_slots, self._env_slot(spec.env_id):
+            start = time.perf_counter()
+            env = None
+            holder: dict[str, Any] = {}
+            try:
+                body = self._episode(spec, traj, holder)
+                if self.config.episode_timeout_s is not None:
+                    await asyncio.wait_for(body, self.config.episode_timeout_s)
+                else:
+                    await body
+            except asyncio.TimeoutError:
+                traj.status, traj.success = "failed", False
+                traj.error = f"episode timed out after {self.config.episode_timeout_s} s"
+            except Exception as exc:  # an env or policy bug ends this episode only
+                traj.status, traj.success = "failed", False
+                traj.error = f"{type(exc).__name__}: {exc}"
+                traj.metadata["traceback"] = traceback.format_exc(limit=8)
+            finally:
+                env = holder.get("env")
+                traj.timings["wall_s"] = time.perf_counter() - start
+                if env is not None:
+                    await _close(env)
+        if on_trajectory is not None:
+            result = on_trajectory(traj)
+            if inspect.isawaitable(result):
+                await result
+        return traj
+
+    async def aclose(self) -> None:
+        """Stop the batching queue (the policy itself is left open)."""
+        await self.batcher.aclose()
+
+    # ----------------------------------------------------------------- internals
+    async def _episode(self, spec: EpisodeSpec, traj: Trajectory, holder: dict[str, Any]) -> None:
+        gen_s = env_s = 0.0
+        t0 = time.perf_counter()
+        env = await _make_env(spec)
+        holder["env"] = env
+        options = {"task": spec.task} if spec.task is not None else None
+        obs, info = await env.areset(seed=spec.seed, options=options)
+        env_s += time.perf_counter() - t0
+        traj.timings["reset_s"] = env_s
+        traj.task_id = str(info.get("task_id", traj.task_id))
+        try:
+            try:
+                ctx = self.context.start(obs, info, renderer=self.renderer, guidance=spec.guidance)
+            except ContextOverflow as exc:
+                traj.messages = self.context.opening_messages(obs, info)
+                traj.status, traj.metadata["truncation"] = "truncated", str(exc)
+                return
+            traj.metadata.update(ctx.metadata)
+            traj.metadata["token_level"] = ctx.token_level
+            traj.messages = ctx.messages
+            params = replace(self.config.sampling, n=1)
+            while True:
+                version = self.policy_version
+                request = ctx.request(params, env=env)
+                t = time.perf_counter()
+                completion = (await self.batcher.generate_one(request))[0]
+                turn_gen = time.perf_counter() - t
+                gen_s += turn_gen
+                _check_completion(completion)
+                start = len(ctx.token_ids)
+                ctx.add_completion(completion)
+                end = len(ctx.token_ids)
+                t = time.perf_counter()
+                obs, reward, terminated, truncated, step_info = await env.astep(completion.text)
+                turn_env = time.perf_counter() - t
+                env_s += turn_env
+                traj.turns.append(
+                    Turn(
+                        action=completion.text,
+                        observation=dict(obs),
+                        reward=float(reward),
+                        info=_jsonable(step_info),
+                        start=start,
+                        end=end,
+                        finish_reason=completion.finish_reason,
+                        generation_s=turn_gen,
+                        env_s=turn_env,
+                        num_tokens=len(completion.token_ids),
+                        policy_version=version,
+                    )
+                )
+                traj.reward += float(reward)
+                if terminated or truncated:
+                    ctx.add_final_observation(obs)
+                    traj.status = "completed" if terminated else "truncated"
+                    traj.success = bool(step_info.get("success", False))
+                    if truncated:
+                        traj.metadata["truncation"] = str(step_info.get("reason", "environment truncated"))
+                    return
+                try:
+                    ctx.add_observation(obs)
+                except ContextOverflow as exc:
+                    traj.status, traj.success = "truncated", False
+                    traj.metadata["truncation"] = str(exc)
+                    return
+        finally:
+            if "ctx" in locals():
+                traj.token_ids, traj.loss_mask, traj.logprobs = ctx.token_ids, ctx.loss_mask, ctx.logprobs
+            traj.timings["generation_s"] = gen_s
+            traj.timings["env_s"] = env_s
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        self._loop = loop
+        self._episode_slots = asyncio.Semaphore(self.config.max_concurrent_episodes)
+        self._env_slots = {}
+
+    def _env_slot(self, env_id: str) -> asyncio.Semaphore | _NoLimit:
+        limits = self.config.env_concurrency
+        family = env_id.rsplit("/v", 1)[0]
+        key, limit = env_id, limits.get(env_id)
+        if limit is None:
+            key, limit = family, limits.get(family, self.config.default_env_concurrency)
+        if limit is None:
+            return _NO_LIMIT
+        if key not in self._env_slots:
+            self._env_slots[key] = asyncio.Semaphore(limit)
+        return self._env_slots[key]
+
+    @staticmethod
+    def _as_spec(
+        item: EpisodeSpec | Task | str, env_id: str | None, env_kwargs: dict[str, Any] | None, seed: int
+    ) -> EpisodeSpec:
+        if isinstance(item, EpisodeSpec):
+            return item if item.seed is not None or item.task is not None else replace(item, seed=seed)
+        if env_id is None and not isinstance(item, str):
+            raise ValueError("pass env_id= when run_groups gets tasks")
+        if isinstance(item, str):
+            return EpisodeSpec(item, env_kwargs=dict(env_kwargs or {}), seed=seed)
+        return EpisodeSpec(env_id, task=item, env_kwargs=dict(env_kwargs or {}), seed=seed)
+
+
+class _NoLimit:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+_NO_LIMIT = _NoLimit()
+
+
+def renderer_of(policy: Any) -> TokenRenderer | None:
+    """The policy's chat renderer when it is token-level (has a tokenizer), else None."""
+    renderer = getattr(policy, "renderer", None)
+    if renderer is not None and isinstance(renderer, TokenRenderer):
+        return renderer
+    return None
+
+
+async def _make_env(spec: EpisodeSpec):
+    env_spec(spec.env_id)  # unknown ids fail here with a clear message
+    return await asyncio.to_thread(make, spec.env_id, **spec.env_kwargs)
+
+
+async def _close(env: Any) -> None:
+    try:
+        if getattr(env, "blocking", True):
+            await asyncio.to_thread(env.close)
+        else:
+            env.close()
+    except Exception:  # closing must not hide the episode's own outcome
+        pass
+
+
+def _check_completion(completion: Completion) -> None:
+    if completion.error or completion.finish_reason == "error":
+        raise PolicyFailure(f"policy error: {completion.error or 'unknown'}")
+
+
+def _task_id(task: Task | dict | None) -> str:
+    if task is None:
+        return ""
+    return str(task.id if isinstance(task, Task) else task.get("id", ""))
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy (numpy scalars, sets and other objects become plain values or strings)."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    return str(obj)
+
+
+class JsonlSink:
+    """Streams finished trajectories to a JSONL file (one line each, flushed), off the event loop."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock: asyncio.Lock | None = None
+
+    async def __call__(self, traj: Trajectory) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await asyncio.to_thread(write_jsonl, [traj], self.path)
+
