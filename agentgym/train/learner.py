@@ -1,0 +1,308 @@
+"""One GRPO optimisation step on a causal language model.
+
+The learner owns the trainable model, AdamW, the learning-rate schedule and an
+optional frozen reference model. :meth:`Learner.step` takes :class:`Sample` s (exact
+sampled tokens, loss masks, behaviour log-probs, token advantages), packs them into
+micro-batches by a padded-token budget, and for each one runs the transformer body,
+keeps only the hidden states that predict sampled tokens, and computes their log-probs
+chunk by chunk (:func:`chunked_logprobs`) before the clipped loss. Gradients accumulate
+over micro-batches with per-token weights fixed for the whole step, so the result does
+not depend on how the step was split.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from agentgym.train.advantages import Sample
+from agentgym.train.config import AlgorithmConfig, TrainerConfig
+from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft wrapper (LoRA layers stay injected)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def split_causal_lm(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(transformer body returning hidden states, output projection), or None if logits are post-processed.
+
+    Models whose logits are more than ``lm_head(hidden)`` (soft-capping, logit scales)
+    fall back to the model's own forward; log-probs then come from full logits.
+    """
+    inner = unwrap(model)
+    config = getattr(inner, "config", None)
+    if config is not None and (
+        getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) not in (None, 1, 1.0)
+    ):
+        return None
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    prefix = getattr(inner, "base_model_prefix", "model")
+    body = getattr(inner, prefix, None)
+    if head is None or body is None or not isinstance(getattr(head, "weight", None), torch.Tensor):
+        return None
+    if type(head) is not nn.Linear:  # e.g. a LoRA-wrapped head: keep the exact forward
+        return None
+    return body, head
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    select: torch.Tensor  # [B, L-1] bool: positions whose next token was sampled
+    targets: torch.Tensor  # [N]
+    behaviour: torch.Tensor  # [N]
+    advantages: torch.Tensor  # [N]
+    weights: torch.Tensor  # [N]
+    padded_tokens: int
+
+
+def pack_micro_batches(
+    samples: Sequence[Sample], weights: Sequence[float], token_budget: int, pad_id: int = 0
+) -> list[MicroBatch]:
+    """Sort by length and pack greedily so that rows x longest row <= ``token_budget``."""
+    order = sorted(range(len(samples)), key=lambda i: len(samples[i].token_ids))
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        length = len(samples[i].token_ids)
+        if current and (len(current) + 1) * length > token_budget:
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return [_collate([samples[i] for i in g], [weights[i] for i in g], pad_id) for g in groups]
+
+
+def _collate(samples: list[Sample], weights: list[float], pad_id: int) -> MicroBatch:
+    length = max(len(s.token_ids) for s in samples)
+    b = len(samples)
+    ids = torch.full((b, length), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, length), dtype=torch.long)
+    mask = torch.zeros((b, length), dtype=torch.bool)
+    behaviour = torch.zeros((b, length), dtype=torch.float32)
+    adv = torch.zeros((b, length), dtype=torch.float32)
+    w = torch.zeros((b, length), dtype=torch.float32)
+    for row, (s, weight) in enumerate(zip(samples, weights)):
+        n = len(s.token_ids)
+        ids[row, :n] = torch.tensor(s.token_ids, dtype=torch.long)
+        attn[row, :n] = 1
+        mask[row, :n] = torch.tensor(s.loss_mask, dtype=torch.bool)
+        behaviour[row, :n] = torch.tensor(s.behaviour_logprobs[:n], dtype=torch.float32)
+        adv[row, :n] = torch.as_tensor(s.advantages[:n], dtype=torch.float32)
+        w[row, :n] = weight
+    mask[:, 0] = False  # the first token has no prediction
+    select = mask[:, 1:]
+    return MicroBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        select=select,
+        targets=ids[:, 1:][select],
+        behaviour=behaviour[:, 1:][select],
+        advantages=adv[:, 1:][select],
+        weights=w[:, 1:][select],
+        padded_tokens=b * length,
+    )
+
+
+def _lr_lambda(schedule: str, warmup: int, total: int):
+    def fn(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+class Learner:
+    """Holds the trainable model, optimizer and schedule; :meth:`step` does one GRPO update."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        trainer: TrainerConfig,
+        algorithm: AlgorithmConfig,
+        *,
+        ref_model: nn.Module | None = None,
+        temperature: float = 1.0,
+        norm_tokens: int | None = None,
+        pad_id: int = 0,
+    ):
+        self.model = model
+        self.trainer = trainer
+        self.algorithm = algorithm
+        self.ref_model = ref_model
+        self.temperature = temperature
+        self.norm_tokens = norm_tokens
+        self.pad_id = pad_id
+        self.device = next(model.parameters()).device
+        self.autocast = self.device.type == "cuda"
+        self.parts = split_causal_lm(model)
+        self.ref_parts = split_causal_lm(ref_model) if ref_model is not None else None
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=trainer.lr,
+            betas=tuple(trainer.betas),
+            eps=trainer.adam_eps,
+            weight_decay=trainer.weight_decay,
+            foreach=True,
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(trainer.schedule, trainer.warmup_steps, trainer.steps)
+        )
+        self.steps_done = 0
+
+    # ----------------------------------------------------------------- log-probs
+    def _logprobs(self, parts, model: nn.Module, mb: MicroBatch, with_entropy: bool):
+        ids = mb.input_ids.to(self.device)
+        attn = mb.attention_mask.to(self.device)
+        select = mb.select.to(self.device)
+        targets = mb.targets.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            if parts is None:
+                logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1][select]
+                return logprobs_from_logits(logits, targets, self.temperature)
+            body, head = parts
+            out = body(input_ids=ids, attention_mask=attn, use_cache=False)
+            hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
+            hidden = hidden[:, :-1][select]
+        return chunked_logprobs(
+            hidden,
+            head.weight,
+            targets,
+            bias=head.bias,
+            chunk=self.trainer.logprob_chunk,
+            temperature=self.temperature,
+            with_entropy=with_entropy,
+        )
+
+    # ----------------------------------------------------------------- one step
+    def step(self, samples: Sequence[Sample]) -> dict[str, Any]:
+        """One learner step (``algorithm.epochs`` optimizer updates) on ``samples``."""
+        t0 = time.perf_counter()
+        lengths = [s.num_sampled for s in samples]
+        weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
+        batches = pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id)
+        ref_logps = self._reference_logprobs(batches) if self.ref_model is not None else None
+        self.model.train()
+        stats = LossStats()
+        loss_total = 0.0
+        grad_norm = 0.0
+        fwd_s = bwd_s = 0.0
+        for epoch in range(self.algorithm.epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            for i, mb in enumerate(batches):
+                t = time.perf_counter()
+                logp, entropy = self._logprobs(self.parts, self.model, mb, with_entropy=epoch == 0)
+                loss, mb_stats = ppo_loss(
+                    logp,
+                    mb.behaviour.to(self.device),
+                    mb.advantages.to(self.device),
+                    mb.weights.to(self.device),
+                    clip_low=self.algorithm.clip_low,
+                    clip_high=self.algorithm.clip_high,
+                    ref_logp=ref_logps[i] if ref_logps is not None else None,
+                    kl_coef=self.algorithm.kl_coef,
+                    entropy=entropy,
+                )
+                t1 = time.perf_counter()
+                loss.backward()
+                fwd_s += t1 - t
+                bwd_s += time.perf_counter() - t1
+                if epoch == 0:
+                    stats.add(mb_stats)
+                    loss_total += float(loss.detach())
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], self.trainer.max_grad_norm
+                )
+            )
+            if math.isfinite(grad_norm):
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.steps_done += 1
+        elapsed = time.perf_counter() - t0
+        trained = sum(lengths)
+        out = {
+            "loss": loss_total,
+            "grad_norm": grad_norm,
+            "lr": lr,
+            "tokens/trained": trained,
+            "tokens/padded": sum(mb.padded_tokens for mb in batches),
+            "micro_batches": len(batches),
+            "time/train_s": elapsed,
+            "time/forward_s": fwd_s,
+            "time/backward_s": bwd_s,
+            "tokens/train_per_s": trained / elapsed if elapsed > 0 else 0.0,
+            "skipped_update": not math.isfinite(grad_norm),
+        }
+        out.update(stats.summary())
+        if ref_logps is None:
+            out.pop("kl")
+        return out
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batches: list[MicroBatch]) -> list[torch.Tensor]:
+        self.ref_model.eval()
+        return [self._logprobs(self.ref_parts, self.ref_model, mb, with_entropy=False)[0] for mb in batches]
+
+    # ----------------------------------------------------------------- state
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Trainable parameters by name (tied weights appear once)."""
+        return {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def checkpoint_files(self) -> dict[str, Any]:
+        """Writers for the checkpoint: trainable weights and optimizer + schedule state."""
+        from safetensors.torch import save_file
+
+        def write_model(path: Path) -> None:
+            save_file({k: v.cpu() for k, v in self.trainable_state().items()}, str(path))
+
+        def write_optim(path: Path) -> None:
+            torch.save(
+                {
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "steps_done": self.steps_done,
+                },
+                path,
+            )
+
+        return {"model.safetensors": write_model, "optimizer.pt": write_optim}
+
+    def load_checkpoint(self, folder: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        tensors = load_file(str(folder / "model.safetensors"))
+        params = dict(self.model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in tensors]
+        if missing:
+            raise ValueError(f"checkpoint {folder} lacks parameters such as {missing[0]}")
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+        state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps_done = int(state.get("steps_done", 0))
