@@ -66,6 +66,7 @@ class EpisodeSpec:
     seed: int | None = None
     group_id: str = ""
     guidance: Guidance | None = None
+    sampling: SamplingParams | None = None  # None: the engine's RolloutConfig.sampling
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -220,7 +221,7 @@ class RolloutEngine:
             traj.metadata.update(ctx.metadata)
             traj.metadata["token_level"] = ctx.token_level
             traj.messages = ctx.messages
-            params = replace(self.config.sampling, n=1)
+            params = replace(spec.sampling or self.config.sampling, n=1)
             while True:
                 version = self.policy_version
                 request = ctx.request(params, env=env)

@@ -1,0 +1,80 @@
+"""``agentgym eval``: run a suite against a policy; ``agentgym eval compare A B``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from agentgym.errors import UserError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", help="suite name (configs/suites/NAME.yaml) or a YAML path")
+    parser.add_argument("--policy", help="policy spec, e.g. scripted:oracle, scripted:random, hf:PATH, openai:URL")
+    parser.add_argument("-n", "--samples", type=int, help="samples per task (overrides the suite)")
+    parser.add_argument("--num-tasks", type=int, help="tasks per environment (overrides the suite)")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/eval/SUITE__POLICY); reruns resume")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (overrides the suite)")
+    parser.add_argument("--max-tokens", type=int, help="tokens per reply (overrides the suite)")
+    parser.add_argument("--max-batch", type=int, default=64, help="largest batch sent to the policy (default 64)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per episode before it fails (default 600)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
+    cmp = sub.add_parser("compare", help="print the differences between two eval runs, with 95% CIs")
+    cmp.add_argument("run_a", type=Path, help="run directory (or its results.json)")
+    cmp.add_argument("run_b", type=Path, help="run directory (or its results.json)")
+    cmp.set_defaults(func=compare)
+
+
+def default_out(suite: str, policy: str) -> Path:
+    slug = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(s).stem if s.endswith((".yaml", ".yml")) else s).strip("-")
+    return Path("runs") / "eval" / f"{slug(suite)}__{slug(policy)}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.suite or not args.policy:
+        raise UserError("give --suite and --policy (e.g. `agentgym eval --suite maze_easy --policy scripted:oracle`).")
+    for flag, value in (("-n", args.samples), ("--num-tasks", args.num_tasks), ("--max-batch", args.max_batch)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1.")
+    from agentgym.eval.runner import evaluate
+    from agentgym.eval.report import REPORT, SUCCESS_PLOT, TURNS_PLOT
+    from agentgym.eval.suite import load_suite
+    from agentgym.rollout.engine import RolloutConfig
+
+    suite = load_suite(args.suite)
+    out = args.out or default_out(args.suite, args.policy)
+    config = RolloutConfig(
+        sampling=suite.sampling_params(temperature=args.temperature, max_tokens=args.max_tokens),
+        max_batch=args.max_batch,
+        episode_timeout_s=args.timeout,
+    )
+    result = evaluate(
+        suite,
+        args.policy,
+        samples=args.samples,
+        num_tasks=args.num_tasks,
+        out_dir=out,
+        config=config,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        progress=not args.no_progress,
+    )
+    print((out / REPORT).read_text(encoding="utf-8"))
+    print(f"Wrote {out}/results.json, {REPORT}, {SUCCESS_PLOT}, {TURNS_PLOT} and trajectories.jsonl.")
+    overall = result.results["overall"]
+    if overall["failed"]:
+        print(f"{overall['failed']} episode(s) failed; see `error` in trajectories.jsonl "
+              f"(`agentgym trajectories show {out}/trajectories.jsonl --failed`).", file=sys.stderr)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from agentgym.eval.report import compare as compare_runs
+    from agentgym.eval.report import load_results
+
+    print(compare_runs(load_results(args.run_a), load_results(args.run_b)))
+    return 0
