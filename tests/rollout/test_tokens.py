@@ -1,0 +1,92 @@
+"""Token bookkeeping: the trajectory's tokens are exactly what the policy saw and sampled."""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from agentgym import Task
+from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.rollout import EpisodeSpec, RolloutConfig, RolloutEngine
+
+END = 1
+
+
+class CharRenderer:
+    """ChatML over characters (id = code point); END closes a message."""
+
+    def _msg(self, m) -> list[int]:
+        return [ord(c) for c in f"<{m['role']}>{m['content']}"] + [END] + [ord("\n")]
+
+    def prompt_ids(self, messages, tools=None):
+        return [i for m in messages for i in self._msg(m)] + [ord(c) for c in "<assistant>"]
+
+    def continuation_ids(self, messages, completion_ids, new_messages, tools=None):
+        close = [] if list(completion_ids[-1:]) == [END] else [END]
+        return close + [ord("\n")] + [i for m in new_messages for i in self._msg(m)] + [ord(c) for c in "<assistant>"]
+
+
+class RecordingTokenPolicy:
+    """Samples the env's oracle action as characters; remembers every request it saw."""
+
+    name = "char-oracle"
+
+    def __init__(self, stop_token: bool = True):
+        self.renderer = CharRenderer()
+        self.requests: list[GenerationRequest] = []
+        self.completions: list[Completion] = []
+        self.rng = random.Random(0)
+        self.stop_token = stop_token
+
+    async def generate(self, requests: Sequence[GenerationRequest]):
+        out = []
+        for r in requests:
+            assert r.prompt_ids is not None and r.messages is None
+            text = r.env.oracle_action()
+            ids = [ord(c) for c in text] + ([END] if self.stop_token else [])
+            ids = ids[: r.params.max_tokens]
+            comp = Completion(text=text, token_ids=ids, logprobs=[-self.rng.random() for _ in ids])
+            self.requests.append(r)
+            self.completions.append(comp)
+            out.append([comp])
+        return out
+
+    async def close(self):
+        pass
+
+
+def sampled(traj):
+    return [t for t, m in zip(traj.token_ids, traj.loss_mask) if m == 1]
+
+
+async def test_tokens_reproduce_last_prompt_and_mask_marks_sampled_tokens():
+    for stop in (True, False):
+        policy = RecordingTokenPolicy(stop_token=stop)
+        (traj,) = await RolloutEngine(policy).run([EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 27}))])
+        assert traj.success and traj.num_turns == 3 and traj.metadata["token_level"]
+        last_prompt, last = policy.requests[-1].prompt_ids, policy.completions[-1]
+        assert traj.token_ids == last_prompt + last.token_ids
+        assert sampled(traj) == [i for c in policy.completions for i in c.token_ids]
+        assert [lp for lp, m in zip(traj.logprobs, traj.loss_mask) if m] == [x for c in policy.completions for x in c.logprobs]
+        assert all(lp == 0.0 for lp, m in zip(traj.logprobs, traj.loss_mask) if not m)
+        for turn, comp, req in zip(traj.turns, policy.completions, policy.requests):
+            assert traj.token_ids[turn.start : turn.end] == comp.token_ids and turn.start == len(req.prompt_ids)
+            assert traj.token_ids[: turn.start] == req.prompt_ids  # each prompt is a prefix of the next
+
+
+async def test_context_overflow_truncates_episode():
+    policy = RecordingTokenPolicy()
+    engine = RolloutEngine(policy, RolloutConfig(max_context_tokens=150))
+    (traj,) = await engine.run([EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 47}))])
+    assert traj.status == "truncated" and "context overflow" in traj.metadata["truncation"] and not traj.success
+    assert len(traj.token_ids) <= 150
+    assert traj.token_ids == policy.requests[-1].prompt_ids + policy.completions[-1].token_ids
+    assert traj.messages[-1]["role"] == "tool"  # the transcript keeps the observation that did not fit
+
+
+async def test_prompt_longer_than_context_is_truncated_before_generating():
+    policy = RecordingTokenPolicy()
+    (traj,) = await RolloutEngine(policy, RolloutConfig(max_context_tokens=20)).run(
+        [EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 3}))]
+    )
+    assert traj.status == "truncated" and traj.num_turns == 0 and not policy.requests
