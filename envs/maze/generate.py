@@ -1,0 +1,122 @@
+"""Procedural maze generation and breadth-first search.
+
+A maze is a rectangle of open cells (``.``) and walls (``#``) with a start and a
+goal. Walls are scattered with a given density; the goal is drawn among the cells
+reachable from the start at a shortest-path distance within the requested range, so
+every generated maze is solvable by construction. All randomness comes from one
+:class:`numpy.random.Generator`, so the same seed gives the same maze in every
+process.
+
+Searches run on a flat board padded with a ring of walls (cell ``(r, c)`` is index
+``(r + 1) * (width + 2) + c + 1``): moves are index offsets and need no bounds checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: (row delta, column delta) of each move, in the fixed order searches use.
+STEPS: dict[str, tuple[int, int]] = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+
+
+def padded(rows: list[str]) -> list[bool]:
+    """Openness of each cell of the padded flat board."""
+    width = len(rows[0]) + 2
+    is_open = [False] * ((len(rows) + 2) * width)
+    for r, row in enumerate(rows):
+        base = (r + 1) * width + 1
+        for c, ch in enumerate(row):
+            if ch != "#":
+                is_open[base + c] = True
+    return is_open
+
+
+def offsets(width: int) -> dict[str, int]:
+    """Flat-index offset of each move on a padded board ``width + 2`` cells wide."""
+    return {"up": -(width + 2), "down": width + 2, "left": -1, "right": 1}
+
+
+def bfs(is_open: list[bool], source: int, deltas: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Distances from ``source`` (-1 where unreachable) and the visiting order."""
+    dist = [-1] * len(is_open)
+    dist[source] = 0
+    order = [source]
+    for i in order:  # the list grows while we walk it: a queue without deque overhead
+        d = dist[i] + 1
+        for delta in deltas:
+            j = i + delta
+            if is_open[j] and dist[j] < 0:
+                dist[j] = d
+                order.append(j)
+    return dist, order
+
+
+def shortest_path(rows: list[str], start: tuple[int, int], goal: tuple[int, int]) -> list[str] | None:
+    """The moves of one shortest path from ``start`` to ``goal`` (``None`` if unreachable)."""
+    width = len(rows[0])
+    steps = offsets(width)
+    w2 = width + 2
+    s, g = (start[0] + 1) * w2 + start[1] + 1, (goal[0] + 1) * w2 + goal[1] + 1
+    dist, _ = bfs(padded(rows), g, tuple(steps.values()))
+    if dist[s] < 0:
+        return None
+    path, i = [], s
+    while i != g:
+        for name, delta in steps.items():
+            if dist[i + delta] == dist[i] - 1:
+                path.append(name)
+                i += delta
+                break
+    return path
+
+
+def generate_maze(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    wall_density: float,
+    min_path: int,
+    max_path: int | None,
+    max_attempts: int = 200,
+) -> tuple[list[str], tuple[int, int], tuple[int, int], list[str]]:
+    """Draw a solvable maze: ``(rows, start, goal, shortest path)``, ``min_path <= len(path) <= max_path``.
+
+    The path-length range is clipped to what the grid allows; if no draw fits after
+    ``max_attempts`` the wall density is halved (still deterministic).
+    """
+    if not (2 <= height <= 64 and 2 <= width <= 64):
+        raise ValueError(f"maze size must be between 2x2 and 64x64, not {height}x{width}")
+    lo = max(1, min(min_path, height + width - 2))
+    hi = height * width - 1 if max_path is None else max(lo, max_path)
+    w2 = width + 2
+    deltas = tuple(offsets(width).values())
+    density = float(wall_density)
+    for attempt in range(max_attempts * 4):
+        if attempt and attempt % max_attempts == 0:
+            density *= 0.5
+        draws = rng.random(height * width + 2).tolist()
+        cells = [draws[r * width + c] >= density for r in range(height) for c in range(width)]
+        open_cells = [i for i, ok in enumerate(cells) if ok]
+        if len(open_cells) < 2:
+            continue
+        s = open_cells[int(draws[-2] * len(open_cells))]
+        is_open = [False] * ((height + 2) * w2)
+        for i in open_cells:
+            is_open[(i // width + 1) * w2 + i % width + 1] = True
+        source = (s // width + 1) * w2 + s % width + 1
+        dist, order = bfs(is_open, source, deltas)
+        candidates = sorted(j for j in order if lo <= dist[j] <= hi)
+        if not candidates:
+            continue
+        g = candidates[int(draws[-1] * len(candidates))]
+        path, j = [], g
+        while j != source:  # walk back from the goal along decreasing distance
+            for name, delta in zip(STEPS, deltas):
+                if dist[j - delta] == dist[j] - 1:
+                    path.append(name)
+                    j -= delta
+                    break
+        path.reverse()
+        rows = ["".join("." if ok else "#" for ok in cells[r * width:(r + 1) * width]) for r in range(height)]
+        return rows, (s // width, s % width), (g // w2 - 1, g % w2 - 1), path
+    raise RuntimeError(f"could not generate a {height}x{width} maze with a path of {lo}..{hi} moves")
