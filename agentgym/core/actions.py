@@ -103,12 +103,23 @@ def _from_tags(text: str) -> list[ToolCall] | ActionError:
     return calls
 
 
+_BRACKET_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _bracket_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """The compiled ``name[argument]`` pattern for a set of tool names (cached: steps are hot)."""
+    pattern = _BRACKET_PATTERNS.get(names)
+    if pattern is None:
+        alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        pattern = _BRACKET_PATTERNS[names] = re.compile(rf"(?<![\w])({alternatives})\[(.*?)\]", re.DOTALL)
+    return pattern
+
+
 def _from_brackets(text: str, tools: dict[str, Any]) -> list[ToolCall] | None:
-    if not tools:
+    if not tools or "[" not in text:
         return None
-    names = "|".join(re.escape(n) for n in sorted(tools, key=len, reverse=True))
     calls = []
-    for m in re.finditer(rf"(?<![\w])({names})\[(.*?)\]", text, re.DOTALL):
+    for m in _bracket_pattern(tuple(tools)).finditer(text):
         name, arg = m.group(1), m.group(2).strip()
         params = getattr(tools[name], "param_order", ())
         args = {params[0]: arg} if params and arg else {}

@@ -93,7 +93,10 @@ class TextEnv(gym.Env):
         raise NotImplementedError(f"{type(self).__name__} has no task generator; pass task= or tasks=")
 
     def on_text(self, text: str) -> str | list[ToolCall] | None:
-        """Handle a reply with no tool call: an observation, native tool calls, or None (invalid)."""
+        """Handle a reply with no tool call: an observation, native tool calls, or None (invalid).
+
+        Raise :class:`ToolError` to reject the reply as invalid with a specific message.
+        """
         return None
 
     def oracle_action(self) -> str:
@@ -130,8 +133,11 @@ class TextEnv(gym.Env):
 
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:
-        """OpenAI-style schemas of this environment's tools."""
-        return [spec.schema() for spec in self.tools.values()]
+        """OpenAI-style schemas of this environment's tools (built once; treat as read-only)."""
+        cached = self.__dict__.get("_schemas")
+        if cached is None or cached[0] is not self.tools:
+            cached = self._schemas = (self.tools, [spec.schema() for spec in self.tools.values()])
+        return cached[1]
 
     @property
     def done(self) -> bool:
@@ -221,8 +227,13 @@ class TextEnv(gym.Env):
         else:
             calls = parse_tool_calls(action, self.tools)
             if calls is None:
-                handled = self.on_text(text)
-                if isinstance(handled, str):
+                try:
+                    handled = self.on_text(text)
+                except ToolError as exc:  # the env rejects the reply and says why
+                    handled = ActionError(str(exc))
+                if isinstance(handled, ActionError):
+                    calls = handled
+                elif isinstance(handled, str):
                     calls, content = [], handled
                 elif handled is None:
                     calls, content, invalid = [], self._no_action_message(), True
@@ -288,7 +299,10 @@ class TextEnv(gym.Env):
         return "Error: no action found in the reply."
 
     def _has_async_tools(self) -> bool:
-        return any(s.is_async for s in self.tools.values())
+        cached = self.__dict__.get("_async_tools")
+        if cached is None or cached[0] is not self.tools:  # cached: this runs on every step
+            cached = self._async_tools = (self.tools, any(s.is_async for s in self.tools.values()))
+        return cached[1]
 
     @staticmethod
     async def _call(fn, *args, **kwargs):
