@@ -50,25 +50,25 @@ class Guidance:
 
 @runtime_checkable
 class TokenRenderer(Protocol):
-    """Incremental chat rendering to token ids with the prefix property.
+    """Incremental chat rendering to token ids (see :class:`agentgym.policy.chat.ChatRenderer`).
 
-    ``prompt_ids(messages, tools)`` renders a whole conversation followed by the
-    assistant generation prompt. ``continuation_ids(messages, completion_ids, new_messages,
-    tools)`` returns the ids that follow an assistant turn whose sampled ids were
-    ``completion_ids`` (closing template tokens when the sample did not end with them, the
-    new messages, the next generation prompt), so that appending them to the context equals
-    rendering the longer conversation.
+    ``initial(messages, tools)`` renders a conversation followed by the assistant
+    generation prompt. ``append_observation(messages_so_far, new_messages, tools,
+    sampled_ids)`` returns the ids that follow an assistant turn whose exact ids were
+    ``sampled_ids``: closing template ids when the sample did not end with them, the new
+    messages, the next generation prompt. It raises when the template is not prefix-stable
+    (rendering earlier turns differently once new ones are added).
     """
 
-    def prompt_ids(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
+    def initial(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
         ...
 
-    def continuation_ids(
+    def append_observation(
         self,
-        messages: Sequence[Message],
-        completion_ids: Sequence[int],
+        messages_so_far: Sequence[Message],
         new_messages: Sequence[Message],
         tools: list[dict] | None = None,
+        sampled_ids: Sequence[int] | None = None,
     ) -> list[int]:
         ...
 
@@ -104,7 +104,7 @@ class EpisodeContext:
     def start(self) -> None:
         """Render the opening messages (token-level policies)."""
         if self.renderer is not None:
-            self._append(self.renderer.prompt_ids(self.messages, self.tools), 0)
+            self._append(self.renderer.initial(self.messages, self.tools), 0)
             self._check_room()
 
     def room(self) -> int | None:
@@ -155,17 +155,29 @@ class EpisodeContext:
         exactly what the policy saw and sampled.
         """
         message = self._observation_message(observation)
-        if self.token_level:
-            ids = self.renderer.continuation_ids(self.messages, self._last_completion_ids, [message], self.tools)
+        if not self.token_level:
             self.messages.append(message)
-            room = self.room()
-            if room is not None and room - len(ids) < self.min_generation_tokens:
-                raise ContextOverflow(
-                    f"context overflow: {len(self.token_ids) + len(ids)} tokens, limit {self.max_context_tokens}"
-                )
-            self._append(ids, 0)
-        else:
-            self.messages.append(message)
+            return
+        try:
+            ids = self.renderer.append_observation(self.messages, [message], self.tools, self._last_completion_ids)
+            fresh = False
+        except Exception as exc:  # the template is not prefix-stable: start a new segment
+            if type(exc).__name__ != "PrefixBroken":
+                raise
+            ids, fresh = self.renderer.initial([*self.messages, message], self.tools), True
+        self.messages.append(message)
+        total = len(ids) if fresh else len(self.token_ids) + len(ids)
+        if self.max_context_tokens is not None and self.max_context_tokens - total < self.min_generation_tokens:
+            raise ContextOverflow(f"context overflow: {total} tokens, limit {self.max_context_tokens}")
+        if fresh:
+            # Earlier turns no longer render as the policy saw them: keep them as a closed
+            # segment; the main token fields hold the context of the latest turns.
+            self.metadata["prefix_broken"] = True
+            self.metadata.setdefault("token_segments", []).append(
+                {"token_ids": self.token_ids, "loss_mask": self.loss_mask, "logprobs": self.logprobs}
+            )
+            self.token_ids, self.loss_mask, self.logprobs = [], [], []
+        self._append(ids, 0)
 
     def add_final_observation(self, observation: Message) -> None:
         """The observation that ended the episode: transcript only (the policy never sees it)."""

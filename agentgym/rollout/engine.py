@@ -269,6 +269,7 @@ class RolloutEngine:
         finally:
             if "ctx" in locals():
                 traj.token_ids, traj.loss_mask, traj.logprobs = ctx.token_ids, ctx.loss_mask, ctx.logprobs
+                traj.metadata.update(ctx.metadata)
             traj.timings["generation_s"] = gen_s
             traj.timings["env_s"] = env_s
 
@@ -317,10 +318,19 @@ _NO_LIMIT = _NoLimit()
 
 
 def renderer_of(policy: Any) -> TokenRenderer | None:
-    """The policy's chat renderer when it is token-level (has a tokenizer), else None."""
+    """The policy's chat renderer when it is token-level, else None (text-only policy).
+
+    A policy is token-level when it exposes ``renderer`` or a ``tokenizer`` with a chat
+    template (then a :class:`agentgym.policy.chat.ChatRenderer` is built on it).
+    """
     renderer = getattr(policy, "renderer", None)
     if renderer is not None and isinstance(renderer, TokenRenderer):
         return renderer
+    tokenizer = getattr(policy, "tokenizer", None)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        from agentgym.policy.chat import ChatRenderer
+
+        return ChatRenderer(tokenizer)
     return None
 
 

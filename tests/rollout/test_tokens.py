@@ -18,11 +18,11 @@ class CharRenderer:
     def _msg(self, m) -> list[int]:
         return [ord(c) for c in f"<{m['role']}>{m['content']}"] + [END] + [ord("\n")]
 
-    def prompt_ids(self, messages, tools=None):
+    def initial(self, messages, tools=None):
         return [i for m in messages for i in self._msg(m)] + [ord(c) for c in "<assistant>"]
 
-    def continuation_ids(self, messages, completion_ids, new_messages, tools=None):
-        close = [] if list(completion_ids[-1:]) == [END] else [END]
+    def append_observation(self, messages, new_messages, tools=None, sampled_ids=None):
+        close = [] if list(sampled_ids[-1:]) == [END] else [END]
         return close + [ord("\n")] + [i for m in new_messages for i in self._msg(m)] + [ord(c) for c in "<assistant>"]
 
 
@@ -90,3 +90,43 @@ async def test_prompt_longer_than_context_is_truncated_before_generating():
         [EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 3}))]
     )
     assert traj.status == "truncated" and traj.num_turns == 0 and not policy.requests
+
+
+class TokenizerOraclePolicy(RecordingTokenPolicy):
+    """The oracle's action encoded by a real tokenizer; the ChatRenderer is built from it."""
+
+    name = "tok-oracle"
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        del self.renderer  # the engine builds a ChatRenderer from .tokenizer
+        self.tokenizer = tokenizer
+
+    async def generate(self, requests):
+        out = []
+        for r in requests:
+            text = r.env.oracle_action()
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            comp = Completion(text=text, token_ids=ids, logprobs=[-self.rng.random() for _ in ids])
+            self.requests.append(r)
+            self.completions.append(comp)
+            out.append([comp])
+        return out
+
+
+async def test_real_chat_template_tokens_match_a_fresh_render():
+    import pytest
+
+    pytest.importorskip("transformers")
+    from agentgym.policy.chat import ChatRenderer
+    from agentgym.policy.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    policy = TokenizerOraclePolicy(tokenizer)
+    (traj,) = await RolloutEngine(policy).run([EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 23}))])
+    assert traj.success and traj.metadata["token_level"] and not traj.metadata.get("prefix_broken")
+    assert traj.token_ids == policy.requests[-1].prompt_ids + policy.completions[-1].token_ids
+    assert sampled(traj) == [i for c in policy.completions for i in c.token_ids]
+    # what the policy saw at its last turn is exactly the template's rendering of the transcript
+    seen = traj.messages[:-1]  # the final observation came after the last sample
+    assert policy.requests[-1].prompt_ids == ChatRenderer(tokenizer).initial(seen[:-1], policy.requests[-1].tools)
