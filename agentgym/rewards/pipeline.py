@@ -65,6 +65,9 @@ class RewardConfig(BaseModel):
     rubrics: str | None = None
     #: Used for tasks with no rubric of their own.
     default_rubric: Rubric | None = None
+    #: Where to look tasks up by id when the caller passes none: a task JSONL file, or the id of
+    #: an environment that lists its tasks in ``all_tasks`` (e.g. "qa/v0").
+    tasks: str | None = None
     #: JSONL file persisting judgments across runs (None: in memory for the pipeline's life).
     cache_path: str | None = None
 
@@ -106,6 +109,23 @@ def _task_from_metadata(traj: Any) -> Task | None:
     return None
 
 
+def _load_task_source(source: str | None) -> list[Task]:
+    if not source:
+        return []
+    if Path(source).suffix in (".jsonl", ".json") or Path(source).exists():
+        from agentgym.core.task import load_tasks
+
+        return load_tasks(source)
+    from agentgym.core.registry import make
+
+    env = make(source)
+    tasks = getattr(env, "all_tasks", None)
+    env.close()
+    if not tasks:
+        raise UserError(f"environment {source} does not list its tasks; give a task JSONL file as rewards.tasks.")
+    return list(tasks)
+
+
 class RewardPipeline:
     """Owns judges, cache and rubric table; scores batches of trajectories."""
 
@@ -113,6 +133,7 @@ class RewardPipeline:
         self.config = config or RewardConfig()
         self.judges: dict[str, JudgeLike] = dict(judges or {})
         self.rubric_table: dict[str, Rubric] = load_rubric_table(self.config.rubrics) if self.config.rubrics else {}
+        self.task_table: dict[str, Task] = {t.id: t for t in _load_task_source(self.config.tasks)}
         self.counts: dict[str, int] = {}
 
     @classmethod
@@ -126,7 +147,7 @@ class RewardPipeline:
         return cls(cfg, judges)
 
     def rubric_for(self, traj: Any, tasks: Mapping[str, Task] | None) -> tuple[Rubric | None, Task | None]:
-        task = (tasks or {}).get(traj.task_id) or _task_from_metadata(traj)
+        task = (tasks or {}).get(traj.task_id) or _task_from_metadata(traj) or self.task_table.get(traj.task_id)
         if traj.task_id in self.rubric_table:
             return self.rubric_table[traj.task_id], task
         if task is not None and task.rubric is not None:
