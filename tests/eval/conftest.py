@@ -1,0 +1,1 @@
+from tests.rollout.conftest import CountEnv, OraclePolicy  # noqa: F401  (registers testcount/v0)
