@@ -239,7 +239,9 @@ class ContextBuilder:
         """A new episode's context, rendered and ready for the first request."""
         messages = self.opening_messages(observation, info)
         metadata: dict[str, Any] = {}
+        unguided = None
         if guidance is not None and guidance.text:
+            unguided = copy.deepcopy(messages)
             messages = self.apply_guidance(messages, guidance)
             metadata["guidance"] = guidance.record()
         tool_role = self.tool_role or ("keep" if renderer is not None else "user")
@@ -253,4 +255,8 @@ class ContextBuilder:
             metadata=metadata,
         )
         ctx.start()
+        if unguided is not None and renderer is not None:
+            # The first prompt as it would be without guidance: lets the learner train on the
+            # unguided context (guidance "strip" mode, agentgym.rollout.guidance).
+            ctx.metadata["unguided_prompt_ids"] = renderer.initial(unguided, ctx.tools)
         return ctx

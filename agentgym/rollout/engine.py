@@ -211,6 +211,9 @@ class RolloutEngine:
         env_s += time.perf_counter() - t0
         traj.timings["reset_s"] = env_s
         traj.task_id = str(info.get("task_id", traj.task_id))
+        last_progress = await _progress_of(env)  # retrospective progress rewards read these
+        if last_progress is not None:
+            traj.metadata["initial_progress"] = last_progress
         try:
             try:
                 ctx = self.context.start(obs, info, renderer=self.renderer, guidance=spec.guidance)
@@ -235,6 +238,10 @@ class RolloutEngine:
                 end = len(ctx.token_ids)
                 t = time.perf_counter()
                 obs, reward, terminated, truncated, step_info = await env.astep(completion.text)
+                turn_info = _jsonable(step_info)
+                progress = await _progress_of(env)
+                if progress is not None:
+                    turn_info["progress"] = progress
                 turn_env = time.perf_counter() - t
                 env_s += turn_env
                 traj.turns.append(
@@ -242,7 +249,7 @@ class RolloutEngine:
                         action=completion.text,
                         observation=dict(obs),
                         reward=float(reward),
-                        info=_jsonable(step_info),
+                        info=turn_info,
                         start=start,
                         end=end,
                         finish_reason=completion.finish_reason,
@@ -347,6 +354,18 @@ async def _close(env: Any) -> None:
             env.close()
     except Exception:  # closing must not hide the episode's own outcome
         pass
+
+
+async def _progress_of(env: Any) -> float | None:
+    """``env.progress()`` (state progress in [0, 1]), or None when the env cannot tell or fails."""
+    fn = getattr(env, "progress", None)
+    if fn is None:
+        return None
+    try:
+        value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
+        return None if value is None else float(value)
+    except Exception:  # progress is optional bookkeeping: never end an episode over it
+        return None
 
 
 def _check_completion(completion: Completion) -> None:
