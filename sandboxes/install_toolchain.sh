@@ -10,7 +10,7 @@ PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 python3 "$pipwhl/pip" install
   --no-index --find-links "$wheels" --break-system-packages --root-user-action=ignore \
   --no-warn-script-location $(cat "$wheels/requirements.txt")
 id agent >/dev/null 2>&1 || useradd --uid 1000 --user-group --home-dir /tmp --no-create-home --shell /bin/bash agent
-mkdir -p /work /var/lib/agentgym
+mkdir -p /work /var/lib/agentgym/snap
 chown agent:agent /work
 chmod 0755 /var/lib/agentgym
 git config --system user.name agent

@@ -1,0 +1,315 @@
+"""Bubblewrap sandboxes, for machines without Docker.
+
+Each command is one ``bwrap`` process over the read-only toolchain rootfs, with the
+sandbox's work dir and /tmp bound read-write (they persist between commands; processes
+do not: when a command ends its PID namespace goes with it). bubblewrap is only a sandbox
+when it runs unprivileged: run naively as root it keeps its capabilities and could
+remount the host read-write, so we first drop to a dedicated uid with ``setpriv``. The
+arguments are in ``sandboxes/bwrap/profile.args``: new user, PID, network, IPC and UTS
+namespaces, ``--die-with-parent``, ``--new-session``, ``--clearenv``, tmpfs over /run,
+/root and /home. Limits come from :mod:`agentgym.sandbox.cgroups`.
+
+File transfer goes through commands run *inside* the sandbox (``cat``/``tar``), never
+through host paths, so a symlink planted by the agent cannot point the host at its own
+files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import tarfile
+from pathlib import Path
+
+from agentgym.sandbox import images
+from agentgym.sandbox.base import (
+    ExecResult,
+    Limits,
+    OutputBuffer,
+    Owner,
+    SandboxError,
+    SandboxSpec,
+    Stopwatch,
+    new_id,
+)
+from agentgym.sandbox.cgroups import CgroupLimits
+from agentgym.sandbox.docker import unpack_tar
+
+log = logging.getLogger(__name__)
+
+SANDBOX_USER = "agentgym-sbx"
+HOST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def profile_args(**paths: str) -> list[str]:
+    text = (images.recipes_dir() / "bwrap" / "profile.args").read_text()
+    args: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            args.extend(part.format(**paths) for part in line.split(" ", 2))
+    return args
+
+
+def sandbox_ids() -> tuple[int, int] | None:
+    """The (uid, gid) bwrap runs as; None when we are already unprivileged."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(os.environ.get("AGENTGYM_SANDBOX_USER", SANDBOX_USER))
+    except KeyError:
+        raise SandboxError(
+            f"user {SANDBOX_USER} does not exist: run scripts/setup/swe.sh (never run bubblewrap as root)."
+        ) from None
+    if pw.pw_uid == 0:
+        raise SandboxError("the sandbox user must not be root.")
+    return pw.pw_uid, pw.pw_gid
+
+
+def bwrap_home() -> Path:
+    path = images.swe_home() / "bwrap"
+    (path / "run").mkdir(parents=True, exist_ok=True)
+    (path / "snap").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def _sh(*argv: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE, env=HOST_ENV)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise SandboxError(f"`{' '.join(argv[:3])}` failed: {err.decode(errors='replace').strip()}")
+
+
+class BwrapBackend:
+    """Makes :class:`BwrapSandbox` es from a toolchain rootfs built by :mod:`images`."""
+
+    name = "bwrap"
+
+    def __init__(self, limits: Limits | None = None, owner: Owner | None = None):
+        if not shutil.which("bwrap"):
+            raise SandboxError("bubblewrap is not installed: run scripts/setup/swe.sh (or apt-get install bubblewrap).")
+        self.limits = limits or Limits()
+        self.owner = owner or Owner()
+        self.ids = sandbox_ids()
+        self.rootfs: Path | None = None
+        self._snap_locks: dict[str, asyncio.Lock] = {}
+
+    def _rootfs(self) -> Path:
+        if self.rootfs is None:
+            self.rootfs = images.ensure_rootfs()
+        return self.rootfs
+
+    def snapshot_dir(self, spec: SandboxSpec) -> Path:
+        digest = hashlib.sha256(f"{spec.source}\0{spec.setup}".encode()).hexdigest()[:12]
+        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in spec.key)[:80]
+        return bwrap_home() / "snap" / f"{safe}-{digest}"
+
+    async def prepare(self, spec: SandboxSpec) -> Path:
+        """Build the post-set-up snapshot of ``spec`` once (shared by all its sandboxes)."""
+        if spec.image:
+            raise SandboxError("the bwrap backend cannot use docker images; use the docker backend for this task.")
+        snap = self.snapshot_dir(spec)
+        ready = snap.parent / f"{snap.name}.ready"  # beside the tree, so sandboxes never see it
+        if ready.exists():
+            return snap
+        lock = self._snap_locks.setdefault(snap.name, asyncio.Lock())
+        async with lock:
+            if ready.exists():
+                return snap
+            rootfs = await asyncio.to_thread(self._rootfs)
+            tmp = snap.parent / f".tmp-{new_id()}"
+            work, empty = tmp / "work", tmp / "empty"
+            try:
+                empty.mkdir(parents=True)
+                if spec.source is not None:
+                    await _sh("cp", "-a", "--reflink=auto", f"{spec.source}/.", str(work))
+                else:
+                    work.mkdir()
+                await self._chown(work)
+                sandbox = BwrapSandbox(self, spec, self.limits, work=work, snap=empty, tmp=None, rootfs=rootfs)
+                res = await sandbox.exec(["bash", "-ec", spec.setup or "true"], timeout=max(self.limits.timeout, 120),
+                                         limit=None)
+                sandbox.cgroup.remove()
+                if not res.ok:
+                    raise SandboxError(f"set-up of {spec.key} failed ({res.exit_code}): {res.stderr[-2000:]}")
+                os.chmod(work, 0o755)
+                shutil.rmtree(snap, ignore_errors=True)
+                work.rename(snap)
+                ready.write_text("ok\n")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return snap
+
+    async def _chown(self, path: Path) -> None:
+        if self.ids:
+            await _sh("chown", "-R", f"{self.ids[0]}:{self.ids[1]}", str(path))
+
+    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> "BwrapSandbox":
+        snap = await self.prepare(spec)
+        rootfs = await asyncio.to_thread(self._rootfs)
+        sid = new_id()
+        run = bwrap_home() / "run" / sid
+        run.mkdir(parents=True)
+        (run / "owner.json").write_text(json.dumps(self.owner.labels()))
+        sandbox = BwrapSandbox(self, spec, limits or self.limits, work=run / "work", snap=snap, tmp=run / "tmp",
+                               rootfs=rootfs, sid=sid, run=run)
+        await sandbox.restore()
+        return sandbox
+
+
+class BwrapSandbox:
+    """A work dir + tmp dir on the host, entered by one bwrap process per command."""
+
+    def __init__(self, backend: BwrapBackend, spec: SandboxSpec, limits: Limits, *, work: Path, snap: Path,
+                 tmp: Path | None, rootfs: Path, sid: str | None = None, run: Path | None = None):
+        self.backend = backend
+        self.spec = spec
+        self.limits = limits
+        self.id = sid or new_id()
+        self.work, self.snap, self.tmp, self.run = work, snap, tmp, run
+        self.cgroup = CgroupLimits(self.id, limits)
+        paths = {"rootfs": str(rootfs), "work": str(work), "snap": str(snap)}
+        self.args = profile_args(**paths)
+        if tmp is not None:
+            self.args += ["--bind", str(tmp), "/tmp"]
+        self.closed = False
+
+    # --- life cycle -------------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Copy the snapshot to the work dir and empty /tmp."""
+        self.cgroup.kill()
+        for d in (self.work, self.tmp):
+            if d is not None and d.exists():
+                await _sh("rm", "-rf", "--one-file-system", str(d))
+        await _sh("cp", "-a", "--reflink=auto", str(self.snap), str(self.work))
+        if self.tmp is not None:
+            self.tmp.mkdir(mode=0o700)
+            if self.backend.ids:
+                os.chown(self.tmp, *self.backend.ids)
+
+    async def reset(self) -> None:
+        await self.restore()
+
+    async def is_alive(self) -> bool:
+        return not self.closed and self.work.is_dir()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await asyncio.to_thread(self.cgroup.remove)
+        if self.run is not None:
+            await _sh("rm", "-rf", "--one-file-system", str(self.run))
+
+    # --- commands ---------------------------------------------------------------------------
+    def argv(self, inner: list[str], workdir: str | None) -> list[str]:
+        drop: list[str] = []
+        if self.backend.ids:
+            uid, gid = self.backend.ids
+            drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all", "--"]
+        chdir = ["--chdir", workdir] if workdir else []
+        return self.cgroup.wrap([*drop, "bwrap", *self.args, *chdir, "--", *inner])
+
+    async def _run(self, inner: list[str], timeout: float, workdir: str | None, limit: int | None,
+                   stdin: bytes | None = None) -> ExecResult:
+        if self.closed:
+            raise SandboxError(f"sandbox {self.id} is closed")
+        clock = Stopwatch()
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(inner, workdir), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV)
+        out, err = OutputBuffer(limit or 1 << 62), OutputBuffer(limit or 1 << 62)
+
+        async def pump(stream: asyncio.StreamReader, buf: OutputBuffer) -> None:
+            while chunk := await stream.read(65536):
+                buf.feed(chunk)
+
+        async def feed() -> None:
+            if stdin is not None:
+                try:
+                    proc.stdin.write(stdin)
+                    await proc.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                proc.stdin.close()
+
+        work = asyncio.gather(pump(proc.stdout, out), pump(proc.stderr, err), feed(), proc.wait())
+        timed_out = False
+        try:
+            await asyncio.wait_for(asyncio.shield(work), timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+        finally:
+            if timed_out or not work.done():
+                self._kill(proc)
+                await asyncio.to_thread(self.cgroup.kill)
+                try:
+                    await asyncio.wait_for(work, 10)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    log.error("bwrap command in %s did not end after SIGKILL", self.id)
+        stderr = err.text()
+        if timed_out:
+            return ExecResult(124, out.text(), stderr + f"\n[killed: timed out after {timeout:g} s]",
+                              timed_out=True, duration=clock())
+        code = proc.returncode if proc.returncode is not None else -1
+        if code < 0:
+            code = 128 - code
+        return ExecResult(code, out.text(), stderr, duration=clock(), truncated=out.truncated or err.truncated)
+
+    @staticmethod
+    def _kill(proc: asyncio.subprocess.Process) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    async def exec(self, cmd: str | list[str], timeout: float | None = None, *, user: str = "agent",
+                   workdir: str | None = None, limit: int | None | bool = True) -> ExecResult:
+        """Run ``cmd``. ``user`` is accepted for protocol compatibility: bwrap has one uid."""
+        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        cap = self.limits.max_output if limit is True else limit
+        return await self._run(argv, self.limits.timeout if timeout is None else timeout, workdir, cap)
+
+    # --- files ------------------------------------------------------------------------------
+    async def read_file(self, path: str) -> bytes:
+        res = await self._run_bytes(["cat", "--", path])
+        return res
+
+    async def _run_bytes(self, argv: list[str], stdin: bytes | None = None) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(argv, None), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
+        except asyncio.TimeoutError:
+            self._kill(proc)
+            raise OSError(f"file transfer in {self.id} timed out") from None
+        if proc.returncode != 0:
+            raise FileNotFoundError(err.decode(errors="replace").strip() or " ".join(argv))
+        return out
+
+    async def write_file(self, path: str, data: bytes | str, *, user: str = "agent") -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        await self._run_bytes(["bash", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "w", path], stdin=raw)
+
+    async def copy_in(self, host_path: Path, path: str) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            tf.add(str(host_path), arcname=Path(path).name)
+        parent = str(Path(path).parent)
+        await self._run_bytes(["bash", "-c", f"mkdir -p {shlex.quote(parent)} && tar -xf - -C {shlex.quote(parent)} "
+                               "--no-same-owner"], stdin=buf.getvalue())
+
+    async def copy_out(self, path: str, host_path: Path) -> None:
+        p = Path(path)
+        data = await self._run_bytes(["tar", "-cf", "-", "-C", str(p.parent), p.name])
+        await asyncio.to_thread(unpack_tar, data, p.name, Path(host_path))
