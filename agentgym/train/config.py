@@ -70,6 +70,12 @@ class RolloutConfig(_Strict):
     max_tokens: int = Field(64, ge=1, description="tokens per policy turn")
     max_turns: int | None = Field(None, ge=1, description="overrides the env's turn limit")
     concurrency: int = Field(64, ge=1, description="episodes in flight")
+    max_batch: int = Field(64, ge=1, description="requests per generate call")
+    max_context_tokens: int | None = Field(2048, ge=16)
+    #: Replaces the environment's system prompt (e.g. to state the exact reply format).
+    system_prompt: str | None = None
+    #: Show the environment's tool schemas to the model (False: plain-text replies only).
+    tools: bool = True
 
 
 class AlgorithmConfig(_Strict):
@@ -143,6 +149,8 @@ class EvalConfig(_Strict):
     episodes: int = Field(100, ge=1)
     split: Literal["train", "test"] = "test"
     temperature: float = Field(0.0, ge=0)
+    #: A suite name or YAML path; otherwise ``envs`` (or the training envs) on ``split``.
+    suite: str | None = None
     #: None evaluates on the training environments.
     envs: list[EnvEntry] | None = None
     seed: int = 12345

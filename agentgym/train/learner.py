@@ -195,8 +195,12 @@ class Learner:
         )
 
     # ----------------------------------------------------------------- one step
-    def step(self, samples: Sequence[Sample]) -> dict[str, Any]:
-        """One learner step (``algorithm.epochs`` optimizer updates) on ``samples``."""
+    def step(self, samples: Sequence[Sample], update_lock: Any = None) -> dict[str, Any]:
+        """One learner step (``algorithm.epochs`` optimizer updates) on ``samples``.
+
+        ``update_lock`` (a ``threading.Lock``) is held while the optimizer writes the
+        weights, for a rollout policy that generates with this very module.
+        """
         t0 = time.perf_counter()
         lengths = [s.num_sampled for s in samples]
         weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
@@ -236,7 +240,11 @@ class Learner:
                 )
             )
             if math.isfinite(grad_norm):
-                self.optimizer.step()
+                if update_lock is not None:
+                    with update_lock:
+                        self.optimizer.step()
+                else:
+                    self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()

@@ -1,0 +1,47 @@
+"""``agentgym train CONFIG [key.sub=value ...] [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="a YAML config (configs/maze.yaml), or a run folder with --resume")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="dotted overrides, e.g. trainer.lr=1e-6 rollout.group_size=8 envs.0.kwargs.preset=easy",
+    )
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest valid checkpoint in the run folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config and exit without training")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentgym.errors import UserError
+    from agentgym.train.config import load_config
+
+    source = Path(args.config)
+    if source.is_dir():
+        if not (source / "config.yaml").is_file():
+            raise UserError(f"{source} is a folder without config.yaml; give a YAML config or a run folder.")
+        if not args.resume and not args.print_config:
+            raise UserError(f"{source} is a run folder; pass --resume to continue it.")
+        source = source / "config.yaml"
+    config = load_config(source, args.overrides)
+    if args.print_config:
+        sys.stdout.write(config.to_yaml())
+        return 0
+    from agentgym.train.pipeline import train
+
+    result = train(config, resume=args.resume, progress=False if args.no_progress else None)
+    summary = {"run_dir": str(result.run_dir), "final_step": result.final_step, "wall_s": round(result.wall_s, 1)}
+    for record in result.evals:
+        summary[f"eval_{record['tag']}_success"] = round(record["success_rate"], 4)
+    print(json.dumps(summary))
+    return 0
