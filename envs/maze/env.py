@@ -87,15 +87,16 @@ class MazeEnv(TextEnv):
     # ----------------------------------------------------------------- tasks
     def generate_task(self, index: int) -> Task:
         rng = np.random.default_rng([self.seed, index])
-        rows, start, goal, path = generate_maze(
-            rng, self.height, self.width, self.wall_density, self.min_path, self.max_path
-        )
-        return Task(
+        maze = generate_maze(rng, self.height, self.width, self.wall_density, self.min_path, self.max_path)
+        task = Task(
             id=f"maze-{self.preset}-{self.height}x{self.width}-s{self.seed}-{index}",
-            inputs={"grid": rows, "start": list(start), "goal": list(goal)},
-            reference={"path": path, "length": len(path)},
+            inputs={"grid": maze.rows, "start": list(maze.start), "goal": list(maze.goal)},
+            reference={"path": maze.path, "length": len(maze.path)},
             metadata={"preset": self.preset, "index": index},
         )
+        # reset() usually sets up the task it just generated: keep the distance field.
+        self._generated = (task.inputs, maze.dist)
+        return task
 
     def setup(self, task: Task) -> str:
         rows: list[str] = list(task.inputs["grid"])
@@ -109,7 +110,11 @@ class MazeEnv(TextEnv):
         self._open = is_open = padded(rows)
         self._goal = (gr + 1) * w2 + gc + 1
         self._pos = (sr + 1) * w2 + sc + 1
-        self._dist, _ = bfs(is_open, self._goal, tuple(self._delta.values()))
+        generated = self.__dict__.pop("_generated", None)
+        if generated is not None and generated[0] is task.inputs:
+            self._dist = generated[1]
+        else:
+            self._dist, _ = bfs(is_open, self._goal, tuple(self._delta.values()))
         if self._dist[self._pos] < 0:
             raise ValueError(f"task {task.id}: the goal is not reachable from the start")
         self._start_dist = self._dist[self._pos]

@@ -13,6 +13,8 @@ Searches run on a flat board padded with a ring of walls (cell ``(r, c)`` is ind
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: (row delta, column delta) of each move, in the fixed order searches use.
@@ -70,6 +72,19 @@ def shortest_path(rows: list[str], start: tuple[int, int], goal: tuple[int, int]
     return path
 
 
+@dataclass(frozen=True)
+class Maze:
+    """A generated maze and what the search that built it learned."""
+
+    rows: list[str]
+    start: tuple[int, int]
+    goal: tuple[int, int]
+    #: Moves of a shortest path from start to goal.
+    path: list[str]
+    #: Distance to the goal of every cell of the padded board (-1: wall or unreachable).
+    dist: list[int]
+
+
 def generate_maze(
     rng: np.random.Generator,
     height: int,
@@ -78,10 +93,11 @@ def generate_maze(
     min_path: int,
     max_path: int | None,
     max_attempts: int = 200,
-) -> tuple[list[str], tuple[int, int], tuple[int, int], list[str]]:
-    """Draw a solvable maze: ``(rows, start, goal, shortest path)``, ``min_path <= len(path) <= max_path``.
+) -> Maze:
+    """Draw a solvable maze whose shortest path has ``min_path..max_path`` moves.
 
-    The path-length range is clipped to what the grid allows; if no draw fits after
+    The goal is drawn first; the start among the cells whose distance to it is in
+    range. The range is clipped to what the grid allows; if no draw fits after
     ``max_attempts`` the wall density is halved (still deterministic).
     """
     if not (2 <= height <= 64 and 2 <= width <= 64):
@@ -89,34 +105,37 @@ def generate_maze(
     lo = max(1, min(min_path, height + width - 2))
     hi = height * width - 1 if max_path is None else max(lo, max_path)
     w2 = width + 2
-    deltas = tuple(offsets(width).values())
+    steps = offsets(width)
+    deltas = tuple(steps.values())
+    n = height * width
     density = float(wall_density)
     for attempt in range(max_attempts * 4):
         if attempt and attempt % max_attempts == 0:
             density *= 0.5
-        draws = rng.random(height * width + 2).tolist()
-        cells = [draws[r * width + c] >= density for r in range(height) for c in range(width)]
-        open_cells = [i for i, ok in enumerate(cells) if ok]
+        draws = rng.random(n + 2).tolist()
+        is_open = [False] * ((height + 2) * w2)
+        open_cells = []
+        for i in range(n):
+            if draws[i] >= density:
+                j = (i // width + 1) * w2 + i % width + 1
+                is_open[j] = True
+                open_cells.append(j)
         if len(open_cells) < 2:
             continue
-        s = open_cells[int(draws[-2] * len(open_cells))]
-        is_open = [False] * ((height + 2) * w2)
-        for i in open_cells:
-            is_open[(i // width + 1) * w2 + i % width + 1] = True
-        source = (s // width + 1) * w2 + s % width + 1
-        dist, order = bfs(is_open, source, deltas)
-        candidates = sorted(j for j in order if lo <= dist[j] <= hi)
+        goal = open_cells[int(draws[-2] * len(open_cells))]
+        dist, order = bfs(is_open, goal, deltas)
+        candidates = [j for j in order if lo <= dist[j] <= hi]  # BFS order is deterministic
         if not candidates:
             continue
-        g = candidates[int(draws[-1] * len(candidates))]
-        path, j = [], g
-        while j != source:  # walk back from the goal along decreasing distance
-            for name, delta in zip(STEPS, deltas):
-                if dist[j - delta] == dist[j] - 1:
+        start = candidates[int(draws[-1] * len(candidates))]
+        path, j = [], start
+        while j != goal:  # walk down the distance field
+            for name, delta in steps.items():
+                if dist[j + delta] == dist[j] - 1:
                     path.append(name)
-                    j -= delta
+                    j += delta
                     break
-        path.reverse()
-        rows = ["".join("." if ok else "#" for ok in cells[r * width:(r + 1) * width]) for r in range(height)]
-        return rows, (s // width, s % width), (g // w2 - 1, g % w2 - 1), path
+        text = "".join(["." if ok else "#" for ok in is_open])
+        rows = [text[(r + 1) * w2 + 1:(r + 1) * w2 + 1 + width] for r in range(height)]
+        return Maze(rows, divmod(start - w2 - 1, w2), divmod(goal - w2 - 1, w2), path, dist)
     raise RuntimeError(f"could not generate a {height}x{width} maze with a path of {lo}..{hi} moves")

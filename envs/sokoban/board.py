@@ -166,50 +166,50 @@ def walk(layout: Layout, source: int, dest: int, boxes: frozenset[int] | set[int
 def solve(
     layout: Layout, player: int, boxes: frozenset[int], max_nodes: int = 100_000
 ) -> list[str] | None:
-    """Moves of a push-optimal solution, ``[]`` if solved, ``None`` if unsolvable or too big."""
+    """Moves of a push-optimal solution, ``[]`` if solved, ``None`` if unsolvable or too big.
+
+    States are deduplicated when expanded (the player's region is flood-filled once
+    per expansion); a goal is returned as soon as it is generated, which is still
+    optimal because the heuristic is consistent and at least 1 off the goal.
+    """
     if boxes == layout.targets:
         return []
     pd = layout.push_dist
     if any(pd[b] < 0 for b in boxes):
         return None
-    floor, deltas = layout.floor, layout.deltas
-    start_key = (min(reachable(layout, player, boxes)), boxes)
-    parent: dict[tuple[int, frozenset[int]], tuple | None] = {start_key: None}
-    best_g = {start_key: 0}
-    heap = [(sum(pd[b] for b in boxes), 0, 0, player, boxes)]
+    floor, deltas = layout.floor, tuple(layout.deltas.items())
+    closed: dict[tuple[int, frozenset[int]], tuple | None] = {}
+    heap = [(sum(pd[b] for b in boxes), 0, 0, player, boxes, None)]
     counter = 0
-    while heap and counter < max_nodes:
-        _, neg_g, _, pos, cur = heapq.heappop(heap)
-        g = -neg_g
-        key = (min(region := reachable(layout, pos, cur)), cur)
-        if best_g.get(key, g) < g:
+    while heap and len(closed) < max_nodes:
+        _, neg_g, _, pos, cur, link = heapq.heappop(heap)
+        region = reachable(layout, pos, cur)
+        key = (min(region), cur)
+        if key in closed:
             continue
-        counter += 1
+        closed[key] = link
+        g = 1 - neg_g
         region_set = set(region)
         for b in cur:
-            for name, d in deltas.items():
+            for name, d in deltas:
                 to = b + d
                 if (b - d) not in region_set or not floor[to] or to in cur or pd[to] < 0:
                     continue
                 nxt = (cur - {b}) | {to}
+                if nxt == layout.targets:
+                    return _moves(layout, player, boxes, _pushes(closed, key) + [(b, name)])
                 if is_deadlocked(layout, nxt, to):
                     continue
-                nkey = (min(reachable(layout, b, nxt)), nxt)
-                if nkey in best_g and best_g[nkey] <= g + 1:
-                    continue
-                best_g[nkey] = g + 1
-                parent[nkey] = (key, b, name)
-                if nxt == layout.targets:
-                    return _moves(layout, player, boxes, _pushes(parent, nkey))
+                counter += 1
                 h = sum(pd[x] for x in nxt)
-                heapq.heappush(heap, (g + 1 + h, -(g + 1), len(best_g), b, nxt))
+                heapq.heappush(heap, (g + h, -g, counter, b, nxt, (key, b, name)))
     return None
 
 
-def _pushes(parent: dict, key) -> list[tuple[int, str]]:
+def _pushes(closed: dict, key) -> list[tuple[int, str]]:
     out = []
-    while parent[key] is not None:
-        key, box, name = parent[key]
+    while closed[key] is not None:
+        key, box, name = closed[key]
         out.append((box, name))
     out.reverse()
     return out
@@ -242,20 +242,19 @@ def generate_board(
     if height < 4 or width < 4 or n_boxes < 1 or interior < 2 * n_boxes + 2:
         raise ValueError(f"a {height}x{width} board has no room for {n_boxes} boxes")
     for _ in range(max_attempts):
-        u = iter(rng.random(4 * interior + 2 * reverse_steps + 8).tolist())
+        u = iter(rng.random(4 * interior + 8 * reverse_steps + 8).tolist())
         floor = _room(height, width, n_boxes, u)
         cells = [i for i, f in enumerate(floor) if f]
         picks = _sample(cells, n_boxes + 1, u)
         targets = frozenset(picks[:n_boxes])
         layout = make_layout(height, width, floor, targets)
-        player, boxes = _reverse_play(layout, picks[-1], targets, reverse_steps, u)
-        if boxes == targets:
-            continue
-        solution = solve(layout, player, boxes)
-        if solution is None:
-            continue  # the search budget ran out (never for the preset sizes); draw again
-        if _count_pushes(layout, player, boxes, solution) >= min_pushes:
-            return render_board(layout, player, boxes), solution
+        for _ in range(4):  # a few backward walks per room before drawing a new room
+            player, boxes, pulls = _reverse_play(layout, picks[-1], targets, reverse_steps, u)
+            if boxes == targets or pulls < min_pushes:
+                continue  # the pulls, replayed forward, solve it: fewer than min_pushes is too easy
+            solution = solve(layout, player, boxes)
+            if solution is not None and _count_pushes(layout, player, boxes, solution) >= min_pushes:
+                return render_board(layout, player, boxes), solution
     raise RuntimeError(f"could not generate a {height}x{width} board with {n_boxes} boxes")
 
 
@@ -310,12 +309,18 @@ def _sample(cells: list[int], k: int, u) -> list[int]:
     return out
 
 
-def _reverse_play(layout: Layout, player: int, targets: frozenset[int], steps: int, u) -> tuple[int, frozenset[int]]:
-    """Walk backwards from the solved state; keep the state farthest from solved."""
+def _reverse_play(
+    layout: Layout, player: int, targets: frozenset[int], steps: int, u
+) -> tuple[int, frozenset[int], int]:
+    """Walk backwards from the solved state; keep the state farthest from solved.
+
+    Returns ``(player, boxes, pulls)``; "farthest" is the largest sum of lone-box push
+    distances, and ``pulls`` (the pulls made to get there) bounds the optimal pushes.
+    """
     floor, deltas = layout.floor, (-layout.width, layout.width, -1, 1)
     pd = layout.push_dist
     boxes = set(targets)
-    best, best_score = (player, frozenset(boxes)), 0
+    best, best_score, score, pulls = (player, frozenset(boxes), 0), 0, 0, 0
     for _ in range(steps):
         d = deltas[int(next(u) * 4)]
         to = player + d
@@ -325,8 +330,9 @@ def _reverse_play(layout: Layout, player: int, targets: frozenset[int], steps: i
         if behind in boxes and next(u) < 0.8:  # pull the box behind us onto our cell
             boxes.remove(behind)
             boxes.add(player)
+            score += pd[player] - pd[behind]
+            pulls += 1
+            if score >= best_score and score > 0:
+                best, best_score = (to, frozenset(boxes), pulls), score
         player = to
-        score = sum(pd[b] for b in boxes)
-        if score >= best_score and score > 0:
-            best, best_score = (player, frozenset(boxes)), score
     return best
