@@ -320,7 +320,8 @@ def _reverse_play(
     floor, deltas = layout.floor, (-layout.width, layout.width, -1, 1)
     pd = layout.push_dist
     boxes = set(targets)
-    best, best_score, score, pulls = (player, frozenset(boxes), 0), 0, 0, 0
+    frozen = frozenset(boxes)
+    best, best_score, score, pulls = (player, frozen, 0), 0, 0, 0
     for _ in range(steps):
         d = deltas[int(next(u) * 4)]
         to = player + d
@@ -330,9 +331,10 @@ def _reverse_play(
         if behind in boxes and next(u) < 0.8:  # pull the box behind us onto our cell
             boxes.remove(behind)
             boxes.add(player)
+            frozen = frozenset(boxes)
             score += pd[player] - pd[behind]
             pulls += 1
-            if score >= best_score and score > 0:
-                best, best_score = (to, frozenset(boxes), pulls), score
         player = to
+        if score >= best_score and score > 0:  # ties go to the later state: the player wanders on
+            best, best_score = (player, frozen, pulls), score
     return best
