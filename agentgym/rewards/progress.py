@@ -129,7 +129,7 @@ JUDGE_USER = (
     "Step 1: <score>\n...\nStep {n}: <score>"
 )
 
-_STEP_LINE = re.compile(r"step\s*#?\s*(\d+)\s*[:=)\-\]]*\s*\**\s*([-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
+_STEP_LINE = re.compile(r"step\s*#?\s*(\d+)[\s*:=)\]]*(?:-\s+)?([-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def _clip_score(value: Any) -> float | None:

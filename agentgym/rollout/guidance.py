@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import string
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -189,9 +190,7 @@ class EnvHintProvider:
                 if env.done:
                     break
                 await env.astep(turn.action)
-            if env.done:
-                return None
-        hint = env.hint()
+        hint = env.hint()  # also after a turn-limit end: the state is where the attempt stopped
         return str(hint) if hint else None
 
 
@@ -289,7 +288,12 @@ def redact_answers(text: str, answers: Sequence[str], token: str = "[redacted]")
         i = 0
         while i + len(target) <= len(words):
             if [w[0] for w in words[i : i + len(target)]] == target:
-                spans.append((words[i][1], words[i + len(target) - 1][2]))
+                start, end = words[i][1], words[i + len(target) - 1][2]
+                while text[start] in string.punctuation:  # keep the sentence's own punctuation
+                    start += 1
+                while text[end - 1] in string.punctuation:
+                    end -= 1
+                spans.append((start, end))
                 i += len(target)
             else:
                 i += 1
