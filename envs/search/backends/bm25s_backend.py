@@ -10,6 +10,7 @@ it is good at: storing the matrix and summing its columns fast at query time.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from agentgym.errors import require
 from envs.search.analysis import default_analyzer
 from envs.search.backends.base import SearchIndex
+from envs.search.cache import cache_root
 from envs.search.corpus import Document
 
 
@@ -58,6 +60,28 @@ def lucene_quantized_lengths(lengths: np.ndarray) -> np.ndarray:
 
 def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
+
+
+_BM25S = None
+
+
+def _import_bm25s():
+    """Import bm25s, with its numba kernels cached on disk: compiling them takes ~10 s per process."""
+    global _BM25S
+    if _BM25S is None:
+        if numba_available():
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
+        bm25s = require("bm25s", "search", "the bm25s search backend")
+        if numba_available():
+            try:
+                from bm25s.numba import retrieve_utils
+
+                for name in ("_retrieve_internal_jitted_serial", "_retrieve_internal_jitted_parallel"):
+                    getattr(retrieve_utils, name).enable_caching()
+            except (ImportError, AttributeError):  # another bm25s layout: it compiles, just slower
+                pass
+        _BM25S = bm25s
+    return _BM25S
 
 
 class Bm25sIndex(SearchIndex):
@@ -105,7 +129,7 @@ class Bm25sIndex(SearchIndex):
 
     @classmethod
     def _make_retriever(cls, k1: float, b: float, backend: str | None):
-        bm25s = require("bm25s", "search", "the bm25s search backend")
+        bm25s = _import_bm25s()
         backend = backend or ("numba" if numba_available() else "numpy")
         return bm25s.BM25(k1=k1, b=b, method="lucene", backend=backend)
 
@@ -129,7 +153,7 @@ class Bm25sIndex(SearchIndex):
 
     @classmethod
     def _open(cls, docs: list[Document], folder: Path, meta: dict, **options) -> Bm25sIndex:
-        bm25s = require("bm25s", "search", "the bm25s search backend")
+        bm25s = _import_bm25s()
         backend = options.get("numba_backend") or ("numba" if numba_available() else "numpy")
         retriever = bm25s.BM25.load(str(folder), mmap=bool(options.get("mmap", False)), backend=backend)
         return cls(docs, retriever, meta["k1"], meta["b"])
