@@ -199,6 +199,10 @@ class BwrapSandbox:
     async def reset(self) -> None:
         await self.restore()
 
+    async def kill_all(self) -> None:
+        """Kill every process of this sandbox (none outlives its command here, but be sure)."""
+        await asyncio.to_thread(self.cgroup.kill)
+
     async def is_alive(self) -> bool:
         return not self.closed and self.work.is_dir()
 

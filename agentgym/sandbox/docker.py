@@ -158,6 +158,10 @@ class DockerSandbox:
         await asyncio.to_thread(self.container.restart, timeout=0)
         await self._init()
 
+    async def kill_all(self) -> None:
+        """Kill every process of the agent (background ones included)."""
+        await self.exec(["bash", "-c", KILL_SCRIPT], timeout=30, user="root")
+
     async def is_alive(self) -> bool:
         if self.container is None:
             return False
