@@ -54,6 +54,8 @@ class Completion:
     logprobs: list[float] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     error: str | None = None
+    version: int | None = None
+    """The policy's weight version that produced it (learners bump it on each update)."""
 
 
 @runtime_checkable

@@ -1,0 +1,220 @@
+"""Incremental chat rendering for token-in/token-out multi-turn rollouts.
+
+A multi-turn episode is one growing token sequence::
+
+    initial prompt | sampled ids (turn 1) | closing ids | observation ids + generation prompt | sampled ids ...
+
+The sampled ids are appended exactly as the policy produced them (never re-tokenized); everything
+else comes from the tokenizer's chat template. Observation ids are the *difference* between
+rendering the conversation before and after the new messages, which is only meaningful when the
+template is prefix-stable: rendering turns 1..k must be a prefix of rendering turns 1..k+1.
+Templates that rewrite history (e.g. ones that drop the reasoning of past assistant turns) break
+that; :class:`ChatRenderer` detects it and raises :class:`PrefixBroken`, and
+:class:`Conversation` falls back to re-rendering from scratch and records that it did.
+
+Typical use by a rollout engine::
+
+    renderer = ChatRenderer(policy.tokenizer)
+    conv = renderer.conversation(first_messages, tools)     # conv.ids: prompt + generation prompt
+    completion = ...generate(prompt_ids=conv.ids)...
+    conv.add_assistant(completion.token_ids)                 # mask 1 on sampled ids
+    conv.add_observation([{"role": "user", "content": obs}]) # mask 0, ends with generation prompt
+    conv.ids, conv.mask, conv.prefix_broken
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Sequence
+
+from agentgym.policy.base import Message
+
+_SENTINEL = "AGENTGYMSENTINEL"
+
+
+class PrefixBroken(Exception):
+    """The chat template is not prefix-stable here: earlier turns render differently later."""
+
+
+def _clean(messages: Sequence[Message]) -> list[Message]:
+    """Copies with ``content=None`` replaced by "" (many templates concatenate content)."""
+    out = []
+    for message in messages:
+        message = dict(message)
+        if message.get("content") is None:
+            message["content"] = ""
+        out.append(message)
+    return out
+
+
+class ChatRenderer:
+    """Renders chat messages to token ids with a tokenizer's chat template, turn by turn.
+
+    ``tokenizer`` is a transformers tokenizer with a chat template (``chat_template`` overrides it).
+    Text is rendered by the template and encoded without adding special tokens, as vLLM does.
+    """
+
+    def __init__(self, tokenizer: Any, chat_template: str | None = None):
+        self.tokenizer = tokenizer
+        self.chat_template = chat_template
+
+    def render_text(
+        self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
+    ) -> str:
+        return self.tokenizer.apply_chat_template(
+            _clean(messages),
+            tools=tools or None,
+            chat_template=self.chat_template,
+            add_generation_prompt=add_generation_prompt,
+            tokenize=False,
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(
+        self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
+    ) -> list[int]:
+        """Token ids of the whole conversation."""
+        return self.encode(self.render_text(messages, tools, add_generation_prompt))
+
+    def initial(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
+        """The first prompt: the messages followed by the generation prompt."""
+        return self.render(messages, tools, add_generation_prompt=True)
+
+    @cached_property
+    def turn_suffix(self) -> list[int]:
+        """The ids the template puts after an assistant message's content (e.g. ``<|im_end|>\\n``)."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}]
+        text = self.render_text(messages)
+        at = text.rfind(_SENTINEL)
+        if at < 0:
+            raise PrefixBroken("the chat template does not render assistant content verbatim")
+        return self.encode(text[at + len(_SENTINEL):])
+
+    def close_turn(self, sampled_ids: Sequence[int]) -> list[int]:
+        """Ids to append after ``sampled_ids`` so the assistant turn ends as the template ends it.
+
+        When the policy stopped on the end-of-turn token only the rest of the suffix (e.g. the
+        newline) is added; when it hit ``max_tokens`` the whole suffix is.
+        """
+        suffix = self.turn_suffix
+        tail = list(sampled_ids[-len(suffix):]) if suffix else []
+        for k in range(min(len(suffix), len(tail)), 0, -1):
+            if tail[len(tail) - k:] == suffix[:k]:
+                return suffix[k:]
+        return list(suffix)
+
+    def append_observation(
+        self,
+        messages_so_far: Sequence[Message],
+        new_messages: Sequence[Message],
+        tools: list[dict] | None = None,
+        sampled_ids: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Ids for ``new_messages`` plus the next generation prompt.
+
+        ``messages_so_far`` ends with the assistant message just sampled. With ``sampled_ids``
+        (the assistant's exact ids) the result starts with :meth:`close_turn`, so it can be
+        appended directly after them; without, it starts right after the template's end of turn.
+        Raises :class:`PrefixBroken` when the template renders the earlier turns differently
+        once the new messages are added.
+        """
+        before = self.render(messages_so_far, tools)
+        after = self.render([*messages_so_far, *new_messages], tools, add_generation_prompt=True)
+        if after[: len(before)] != before:
+            raise PrefixBroken(_first_difference(before, after, self.tokenizer))
+        last = max((i for i, m in enumerate(messages_so_far) if m.get("role") == "assistant"), default=None)
+        if last is not None:
+            prompt = self.render(messages_so_far[:last], tools, add_generation_prompt=True)
+            if before[: len(prompt)] != prompt:
+                raise PrefixBroken(_first_difference(prompt, before, self.tokenizer))
+        closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
+        return closing + after[len(before):]
+
+    def conversation(self, messages: Sequence[Message], tools: list[dict] | None = None, *,
+                     on_broken: str = "rerender") -> "Conversation":
+        """A :class:`Conversation` starting from ``messages`` (``on_broken``: "rerender" or "raise")."""
+        if on_broken not in ("rerender", "raise"):
+            raise ValueError("on_broken must be 'rerender' or 'raise'")
+        conv = Conversation(self, copy.deepcopy(list(messages)), tools, on_broken)
+        conv.ids = self.initial(messages, tools)
+        conv.mask = [0] * len(conv.ids)
+        return conv
+
+
+def _first_difference(a: list[int], b: list[int], tokenizer: Any) -> str:
+    i = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return (
+        f"chat template is not prefix-stable at token {i}: "
+        f"{tokenizer.decode(a[max(0, i - 8): i + 8])!r} became {tokenizer.decode(b[max(0, i - 8): i + 8])!r}"
+    )
+
+
+@dataclass
+class Segment:
+    """A token sequence the model saw as one context, with its loss mask (1 = sampled)."""
+
+    ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Conversation:
+    """One episode's token sequence, built turn by turn; sampled ids carry mask 1, all else 0.
+
+    When the template breaks the prefix property (and ``on_broken == "rerender"``) the current
+    sequence is closed into :attr:`segments`, the next prompt is rendered from scratch, and
+    :attr:`prefix_broken` is set: the trajectory is then several contexts, not one.
+    """
+
+    renderer: ChatRenderer
+    messages: list[Message]
+    tools: list[dict] | None = None
+    on_broken: str = "rerender"
+    ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    prefix_broken: bool = False
+    _last_sampled: list[int] | None = None
+
+    def add_assistant(self, sampled_ids: Sequence[int], text: str | None = None,
+                      message: Message | None = None) -> None:
+        """Append the policy's sampled ids exactly; the message defaults to their decoded text."""
+        sampled = list(sampled_ids)
+        if message is None:
+            if text is None:
+                text = self.renderer.tokenizer.decode(sampled, skip_special_tokens=True)
+            message = {"role": "assistant", "content": text}
+        self.messages.append(message)
+        self.ids += sampled
+        self.mask += [1] * len(sampled)
+        self._last_sampled = sampled
+
+    def add_observation(self, new_messages: Sequence[Message]) -> list[int]:
+        """Append the observation messages and the next generation prompt; returns the ids added."""
+        try:
+            added = self.renderer.append_observation(
+                self.messages, new_messages, self.tools, sampled_ids=self._last_sampled
+            )
+        except PrefixBroken:
+            if self.on_broken == "raise":
+                raise
+            self.segments.append(Segment(self.ids, self.mask))
+            self.prefix_broken = True
+            self.messages.extend(copy.deepcopy(list(new_messages)))
+            self.ids = self.renderer.initial(self.messages, self.tools)
+            self.mask = [0] * len(self.ids)
+            self._last_sampled = None
+            return list(self.ids)
+        self.messages.extend(copy.deepcopy(list(new_messages)))
+        self.ids += added
+        self.mask += [0] * len(added)
+        self._last_sampled = None
+        return added
+
+    def all_segments(self) -> list[Segment]:
+        """Closed segments followed by the current one."""
+        return [*self.segments, Segment(self.ids, self.mask)]

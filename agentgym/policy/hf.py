@@ -1,0 +1,306 @@
+"""The ``hf`` backend: transformers generation on CPU or CUDA, batched, with exact logprobs.
+
+Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch: prompts
+are left-padded, run with a KV cache, and finished rows are dropped from the batch as they end.
+
+Logprobs: ``Completion.logprobs[i]`` is ``log softmax(logits / T)[token_i]`` over the full
+vocabulary, with ``T = params.temperature`` (``T = 1`` when greedy, ``temperature=0``); top-p
+changes which tokens can be sampled, not the recorded logprob. A learner that computes
+``log_softmax(model(ids).logits / T)`` on the same ids gets the same numbers.
+
+The learner can share the model: :attr:`HFPolicy.model` is the ``nn.Module`` and
+:attr:`HFPolicy.tokenizer` its tokenizer. Update weights in place while holding
+:attr:`HFPolicy.lock` (generation holds it for each batch), then call :meth:`update_weights`
+(or pass it a state dict) so :attr:`HFPolicy.version` moves on; every completion records the
+version that produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from agentgym.errors import UserError, require
+from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.chat import ChatRenderer
+
+
+@dataclass
+class _Row:
+    """One sequence to sample (a request expanded by ``n``)."""
+
+    prompt: list[int]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: list[str]
+    seed: int | None
+
+
+def pick_device_and_dtype(device: str | None = None, dtype: str | None = None) -> tuple[str, Any]:
+    """CUDA with bf16 (fp16 without bf16 support) when available, else CPU with fp32."""
+    torch = require("torch", "hf", "the hf policy backend")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None or dtype == "auto":
+        if device.startswith("cuda"):
+            return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return device, torch.float32
+    return device, getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def load_tokenizer(path: str) -> Any:
+    transformers = require("transformers", "hf", "loading a tokenizer")
+    try:
+        return transformers.AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise UserError(f"cannot load a tokenizer from {path!r}: give a model folder or a Hugging Face id ({exc}).")
+
+
+def eos_ids(tokenizer: Any, generation_config: Any = None) -> set[int]:
+    """Token ids that end a turn: the tokenizer's eos and the generation config's."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(generation_config, "eos_token_id", None)
+    if configured is not None:
+        ids.update(int(i) for i in ([configured] if isinstance(configured, int) else configured))
+    return ids
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` cut before the first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class HFPolicy:
+    """A transformers causal LM as a :class:`~agentgym.policy.base.Policy`."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_batch_size: int = 64,
+        name: str | None = None,
+    ):
+        torch = require("torch", "hf", "the hf policy backend")
+        transformers = require("transformers", "hf", "the hf policy backend")
+        if isinstance(model, str):
+            from agentgym.policy.default_model import resolve_model
+
+            path = resolve_model(model)
+            device, torch_dtype = pick_device_and_dtype(device, dtype)
+            try:
+                module = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            except OSError as exc:
+                raise UserError(f"cannot load model {model!r}: give a model folder or a Hugging Face id ({exc}).")
+            module.to(device)
+            module.eval()
+            self.model = module
+            self.tokenizer = tokenizer or load_tokenizer(path)
+            self.name = name or f"hf:{model}"
+        else:
+            if tokenizer is None:
+                raise ValueError("HFPolicy(model=nn.Module) needs its tokenizer too")
+            self.model, self.tokenizer = model, tokenizer
+            self.name = name or f"hf:{getattr(model, 'name_or_path', type(model).__name__)}"
+        self.device = next(self.model.parameters()).device
+        self.renderer = ChatRenderer(self.tokenizer)
+        self.max_batch_size = max_batch_size
+        self.version = 0
+        self.lock = threading.RLock()
+        self.eos = eos_ids(self.tokenizer, getattr(self.model, "generation_config", None))
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else next(iter(self.eos), 0))
+        self._generator = torch.Generator(device="cpu")
+        self._generator.seed()
+        self._pending: list[tuple[_Row, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
+        """Load ``state_dict`` (if given) into the model, bump and return :attr:`version`."""
+        with self.lock:
+            if state_dict is not None:
+                self.model.load_state_dict(state_dict, strict=False)
+            self.version += 1
+            return self.version
+
+    # -- generation ------------------------------------------------------------------------
+
+    def _rows(self, request: GenerationRequest) -> list[_Row]:
+        if request.prompt_ids is not None:
+            prompt = list(request.prompt_ids)
+        elif request.messages is not None:
+            prompt = self.renderer.initial(request.messages, request.tools)
+        else:
+            raise ValueError("a GenerationRequest needs messages or prompt_ids")
+        if not prompt:
+            raise ValueError("empty prompt")
+        p = request.params
+        return [
+            _Row(prompt, float(p.temperature), float(p.top_p), int(p.max_tokens), list(p.stop or []),
+                 None if p.seed is None else p.seed + i)
+            for i in range(max(1, p.n))
+        ]
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        rows_per_request = [self._rows(r) for r in requests]
+        loop = asyncio.get_running_loop()
+        futures: list[list[asyncio.Future]] = []
+        for rows in rows_per_request:
+            futures.append([loop.create_future() for _ in rows])
+            self._pending.extend(zip(rows, futures[-1]))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return [list(await asyncio.gather(*group)) for group in futures]
+
+    async def _drain(self) -> None:
+        """Run pending rows in batches until none are left (callers that arrive meanwhile join)."""
+        while self._pending:
+            await asyncio.sleep(0)
+            batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
+            try:
+                results = await asyncio.to_thread(self.generate_rows, [row for row, _ in batch])
+            except Exception as exc:  # the callers see the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+    def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """The blocking form of :meth:`generate` (all requests in one batch)."""
+        rows_per_request = [self._rows(r) for r in requests]
+        flat = self.generate_rows([row for rows in rows_per_request for row in rows])
+        out, at = [], 0
+        for rows in rows_per_request:
+            out.append(flat[at: at + len(rows)])
+            at += len(rows)
+        return out
+
+    def generate_rows(self, rows: list[_Row]) -> list[Completion]:
+        import torch
+
+        with self.lock, torch.inference_mode():
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                return self._generate(rows)
+            finally:
+                self.model.train(was_training)
+
+    def _generate(self, rows: list[_Row]) -> list[Completion]:
+        import torch
+
+        dev = self.device
+        count = len(rows)
+        width = max(len(r.prompt) for r in rows)
+        input_ids = torch.full((count, width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((count, width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row.prompt):] = torch.tensor(row.prompt)
+            attention[i, width - len(row.prompt):] = 1
+        input_ids, attention = input_ids.to(dev), attention.to(dev)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=dev)
+        top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=dev)
+        generators = []
+        for row in rows:
+            if row.seed is None:
+                generators.append(self._generator)
+            else:
+                g = torch.Generator(device="cpu")
+                g.manual_seed(row.seed)
+                generators.append(g)
+
+        tokens: list[list[int]] = [[] for _ in rows]
+        logprobs: list[list[float]] = [[] for _ in rows]
+        finish: list[str | None] = [None] * count
+        texts: list[str | None] = [None] * count
+        active = list(range(count))  # row index of each line of the running batch
+
+        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                         use_cache=True, logits_to_keep=1)
+        while True:
+            logits = out.logits[:, -1, :].float()
+            cache = out.past_key_values
+            chosen, chosen_logprobs = sample(logits, temperature, top_p, [generators[i] for i in active])
+            keep: list[int] = []
+            for line, i in enumerate(active):
+                token = int(chosen[line])
+                tokens[i].append(token)
+                logprobs[i].append(float(chosen_logprobs[line]))
+                row = rows[i]
+                if token in self.eos:
+                    finish[i] = "stop"
+                elif row.stop:
+                    text, hit = truncate_at_stop(self.tokenizer.decode(tokens[i], skip_special_tokens=True), row.stop)
+                    if hit:
+                        finish[i], texts[i] = "stop", text
+                if finish[i] is None and len(tokens[i]) >= row.max_tokens:
+                    finish[i] = "length"
+                if finish[i] is None:
+                    keep.append(line)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=dev)
+                cache.reorder_cache(index)
+                attention, positions, chosen = attention[index], positions[index], chosen[index]
+                temperature, top_p = temperature[index], top_p[index]
+                active = [active[line] for line in keep]
+            attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.model(input_ids=chosen.view(-1, 1).to(dev), attention_mask=attention,
+                             position_ids=positions, past_key_values=cache, use_cache=True)
+        return [
+            Completion(
+                text=texts[i] if texts[i] is not None else self.tokenizer.decode(tokens[i], skip_special_tokens=True),
+                token_ids=tokens[i],
+                logprobs=logprobs[i],
+                finish_reason=finish[i] or "length",
+                version=self.version,
+            )
+            for i in range(count)
+        ]
+
+    async def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            await self._worker
+
+
+def sample(logits: Any, temperature: Any, top_p: Any, generators: list[Any]) -> tuple[Any, Any]:
+    """Sample one token per row; returns the tokens and their logprobs under ``softmax(logits / T)``.
+
+    Rows with ``T == 0`` take the argmax and report the logprob at ``T = 1``. Top-p keeps the
+    smallest set of most likely tokens whose mass reaches ``top_p`` (always at least one).
+    """
+    import torch
+
+    greedy = temperature <= 0
+    scale = torch.where(greedy, torch.ones_like(temperature), temperature).unsqueeze(1)
+    logp = torch.log_softmax(logits / scale, dim=-1)
+    chosen = logp.argmax(dim=-1)
+    sampled_rows = (~greedy).nonzero().flatten().tolist()
+    if sampled_rows:
+        probs = logp[sampled_rows].exp()
+        cut = top_p[sampled_rows].unsqueeze(1)
+        if bool((cut < 1).any()):
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            outside = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= cut
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs.cpu()
+        for k, row in enumerate(sampled_rows):
+            chosen[row] = torch.multinomial(probs[k], 1, generator=generators[row]).item()
+    return chosen, logp.gather(-1, chosen.unsqueeze(1)).squeeze(1)
