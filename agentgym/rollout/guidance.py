@@ -641,3 +641,19 @@ def _varied_fraction(groups: Sequence[Sequence[Trajectory]]) -> float:
     if not groups:
         return 0.0
     return float(np.mean([len({round(t.reward, 9) for t in g if t.status != "failed"}) > 1 for g in groups]))
+
+
+def guided_rollouts(
+    config: GuidanceConfig,
+    policy: Policy | None,
+    *,
+    seed: int = 0,
+    model: Any = None,
+    lock: Any = None,
+    temperature: float = 1.0,
+) -> GuidedRollouts:
+    """The training loop's guidance: providers from the config; a scorer for ``strip`` when a torch model is at hand."""
+    scorer = None
+    if config.context == "strip" and model is not None:
+        scorer = torch_scorer(model, temperature=temperature, lock=lock)
+    return GuidedRollouts(config, build_providers(config, policy), seed=seed, scorer=scorer)

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentgym.errors import UserError
+from agentgym.rewards.progress import ProgressConfig
+from agentgym.rollout.guidance import GuidanceConfig
 
 
 class _Strict(BaseModel):
@@ -179,6 +181,10 @@ class TrainConfig(_Strict):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    #: Re-attempt failed groups with guidance (docs/guidance.md).
+    guidance: GuidanceConfig = Field(default_factory=GuidanceConfig)
+    #: Retrospective per-turn progress rewards (docs/guidance.md).
+    progress: ProgressConfig = Field(default_factory=ProgressConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

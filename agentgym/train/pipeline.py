@@ -39,7 +39,9 @@ from agentgym.rollout.context import ContextBuilder
 from agentgym.rollout.engine import EpisodeSpec, RolloutConfig as EngineConfig, RolloutEngine, renderer_of
 from agentgym.rollout.trajectory import Trajectory, write_jsonl
 from agentgym.train import checkpoint as ckpt
-from agentgym.train.advantages import build_samples
+from agentgym.rewards.progress import advantage_metrics, assess_groups, build_assessor
+from agentgym.rollout.guidance import guided_rollouts
+from agentgym.train.advantages import build_samples, outcome_credit
 from agentgym.train.config import EnvEntry, TrainConfig, save_config
 from agentgym.train.metrics import MetricsLogger, plot_learning_curve, wilson_interval
 
@@ -216,6 +218,13 @@ class Trainer:
             context=self.context,
             renderer=renderer_of(policy),
         )
+        # Guidance and retrospective progress (agentgym.rollout.guidance, agentgym.rewards.progress).
+        self.guided = guided_rollouts(
+            cfg.guidance, self.policy, seed=cfg.seed, model=rollout_model, lock=self._weights_lock,
+            temperature=cfg.rollout.temperature,
+        ) if cfg.guidance.enabled else None
+        self.assessor = build_assessor(cfg.progress, self.policy) if cfg.progress.enabled else None
+        self._guidance_metrics: dict[int, dict[str, float]] = {}
 
     def _load_learner_model(self):
         """For backends without a torch module (vllm): load the same weights with transformers."""
@@ -407,7 +416,13 @@ class Trainer:
                     await version_changed.wait_for(lambda: self.version >= step - cfg.pipeline.max_staleness)
                 self.engine.set_policy_version(self.version)
                 t = time.perf_counter()
-                groups = await self.engine.run_groups(self.episode_specs(step), cfg.rollout.group_size)
+                if self.guided is not None:
+                    batch = await self.guided.run_groups(
+                        self.engine, self.episode_specs(step), cfg.rollout.group_size, step=step
+                    )
+                    groups, self._guidance_metrics[step] = batch.groups, batch.metrics
+                else:
+                    groups = await self.engine.run_groups(self.episode_specs(step), cfg.rollout.group_size)
                 await queue.put((step, groups, time.perf_counter() - t))
 
         try:
@@ -480,11 +495,19 @@ class Trainer:
             path = self.run_dir / "trajectories" / f"step-{step + 1:06d}.jsonl"
             flat = [t for g in groups for t in g]
             await asyncio.to_thread(write_jsonl, flat, path, False)
+        credit, extra = outcome_credit, dict(self._guidance_metrics.pop(step, {}))
+        if self.assessor is not None:
+            progress = await assess_groups(groups, self.assessor, cfg.progress)
+            credit = progress.credit
+            extra.update(progress.metrics)
+        extra.update(advantage_metrics(groups, credit, estimator=cfg.algorithm.estimator,
+                                       eps=cfg.algorithm.advantage_eps))
         samples, stats = build_samples(
             groups, estimator=cfg.algorithm.estimator, eps=cfg.algorithm.advantage_eps,
-            drop_zero_variance=cfg.algorithm.drop_zero_variance_groups,
+            drop_zero_variance=cfg.algorithm.drop_zero_variance_groups, credit=credit,
         )
         metrics: dict[str, Any] = rollout_metrics(groups, self.version, cfg.envs)
+        metrics.update(extra)
         metrics.update({
             "groups/dropped": stats.groups_dropped,
             "groups/zero_variance_fraction": stats.zero_variance_fraction,
