@@ -1,0 +1,126 @@
+"""The incremental chat renderer: the prefix property on random multi-turn conversations with tools."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from transformers import AutoTokenizer
+
+from agentgym.policy.chat import ChatRenderer, PrefixBroken
+from agentgym.policy.tiny import CHAT_TEMPLATE
+
+WORDS = "move up down left right wall goal blocked you are at row column search result answer the a is".split()
+TOOLS = [
+    {"type": "function", "function": {"name": "move", "description": "Move one cell.",
+                                      "parameters": {"type": "object", "properties": {"direction": {"type": "string"}},
+                                                     "required": ["direction"]}}},
+    {"type": "function", "function": {"name": "search", "description": "Search the corpus.",
+                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}},
+]
+
+
+def sentence(rng: random.Random) -> str:
+    text = " ".join(rng.choices(WORDS, k=rng.randint(1, 12)))
+    return text.capitalize() + rng.choice([".", "?", "!", "\n(0, 1)", ": 3"])
+
+
+def random_conversation(rng: random.Random) -> tuple[list[dict], list[list[dict]], list[list[dict]]]:
+    """First messages, then for each turn the assistant message and the observation messages."""
+    first = ([{"role": "system", "content": sentence(rng)}] if rng.random() < 0.7 else [])
+    first.append({"role": "user", "content": sentence(rng)})
+    assistants, observations = [], []
+    for _ in range(rng.randint(1, 5)):
+        message = {"role": "assistant", "content": sentence(rng)}
+        if rng.random() < 0.4:
+            message["tool_calls"] = [{"type": "function", "function": {
+                "name": "move", "arguments": {"direction": rng.choice(["up", "down"])}}}]
+            if rng.random() < 0.5:
+                message["content"] = None
+            obs = [{"role": "tool", "content": sentence(rng)}]
+        else:
+            obs = [{"role": "user", "content": sentence(rng)} for _ in range(rng.randint(1, 2))]
+        assistants.append([message])
+        observations.append(obs)
+    return first, assistants, observations
+
+
+def check_prefix_property(tokenizer, seed: int) -> None:
+    rng = random.Random(seed)
+    renderer = ChatRenderer(tokenizer)
+    first, assistants, observations = random_conversation(rng)
+    tools = TOOLS if rng.random() < 0.7 else None
+    conv = renderer.conversation(first, tools, on_broken="raise")
+    messages = list(first)
+    assert conv.ids == renderer.render(messages, tools, add_generation_prompt=True)
+    sampled_total = 0
+    suffix = renderer.turn_suffix
+    for (assistant,), obs in zip(assistants, observations):
+        prompt = renderer.render(messages, tools, add_generation_prompt=True)
+        full = renderer.render([*messages, assistant], tools)
+        assert full[: len(prompt)] == prompt
+        turn = full[len(prompt):]
+        assert turn[len(turn) - len(suffix):] == suffix
+        content = turn[: len(turn) - len(suffix)]
+        # the policy either stopped on the end-of-turn token or hit max_tokens before it
+        sampled = content + suffix[:1] if rng.random() < 0.7 else content
+        conv.add_assistant(sampled, message=assistant)
+        sampled_total += len(sampled)
+        conv.add_observation(obs)
+        messages += [assistant, *obs]
+        assert conv.ids == renderer.render(messages, tools, add_generation_prompt=True)
+    assert sum(conv.mask) == sampled_total and not conv.prefix_broken and len(conv.mask) == len(conv.ids)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_model):
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_prefix_property_tiny_template(tiny_tokenizer, seed):
+    check_prefix_property(tiny_tokenizer, seed)
+
+
+@pytest.mark.model
+def test_prefix_property_default_model_template(default_model):
+    tokenizer = AutoTokenizer.from_pretrained(default_model)
+    for seed in range(50):
+        check_prefix_property(tokenizer, seed)
+
+
+def test_close_turn(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer)
+    end, newline = renderer.turn_suffix
+    assert tiny_tokenizer.decode([end]) == "<|im_end|>"
+    words = renderer.encode("move up")
+    assert renderer.close_turn(words + [end]) == [newline]
+    assert renderer.close_turn(words) == [end, newline]
+    assert renderer.close_turn([]) == [end, newline]
+
+
+DROPS_REASONING = CHAT_TEMPLATE.replace(
+    "(message['content'] or '')",
+    "((message['content'] or '').split('</think>')[-1] if message['role'] == 'assistant' and not loop.last"
+    " else (message['content'] or ''))",
+)
+
+
+def test_template_that_drops_past_reasoning_is_detected(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=DROPS_REASONING)
+    first = [{"role": "user", "content": "Where is the goal?"}]
+    reply = "<think>the goal is up</think>move up"
+    conv = renderer.conversation(first, on_broken="raise")
+    conv.add_assistant(renderer.encode(reply) + renderer.turn_suffix[:1], text=reply)
+    with pytest.raises(PrefixBroken, match="not prefix-stable"):
+        conv.add_observation([{"role": "user", "content": "You moved up."}])
+
+    conv = renderer.conversation(first)  # default: re-render from scratch and mark it
+    sampled = renderer.encode(reply) + renderer.turn_suffix[:1]
+    conv.add_assistant(sampled, text=reply)
+    conv.add_observation([{"role": "user", "content": "You moved up."}])
+    assert conv.prefix_broken and len(conv.segments) == 1
+    assert sum(conv.segments[0].mask) == len(sampled)
+    messages = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "You moved up."}]
+    assert conv.ids == renderer.render(messages, add_generation_prompt=True)
+    assert sum(conv.mask) == 0 and len(conv.all_segments()) == 2
