@@ -203,7 +203,7 @@ class SearchEnv(TextEnv):
 
     def _lookup(self, doc_id: str):
         key = str(doc_id).strip().strip("[]")
-        doc = self.index.get(key) or self.index.get(key.replace(" ", "_"))
+        doc = self.index.resolve(key)
         if doc is None:
             raise ToolError(f"no document has the id {key[:80]!r}; use an id from the search results.")
         return doc

@@ -20,10 +20,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 from agentgym.core import Task
+from agentgym.rewards.verifiable import normalize_answer
 from envs.search.corpus import Document
 from envs.search.graph import base_title, mention_graph
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 VAGUE_TOPICS = frozenset({"", "Uncategorized"})
 
 
@@ -100,6 +101,15 @@ class MultiHopGenerator:
             clues.append(clue)
         return chain, clues
 
+    def _leaks(self, chain: list[str], clues: list[dict]) -> bool:
+        """Whether the question names a document after the anchor (it would give a hop away)."""
+        question = f" {normalize_answer(compose_question(self.by_id[chain[0]], clues))} "
+        for doc_id in chain[1:]:
+            name = normalize_answer(base_title(self.by_id[doc_id].title))
+            if name and f" {name} " in question:
+                return True
+        return False
+
     def make_task(self, chain: list[str], clues: list[dict], seed: int) -> Task:
         docs = [self.by_id[c] for c in chain]
         question = compose_question(docs[0], clues)
@@ -160,7 +170,7 @@ class MultiHopGenerator:
             if walked is None:
                 continue
             chain, clues = walked
-            if tuple(chain) in seen:
+            if tuple(chain) in seen or self._leaks(chain, clues):
                 continue
             seen.add(tuple(chain))
             tasks.append(self.make_task(chain, clues, seed))

@@ -1,7 +1,6 @@
 """Task sets and shared indexes for the search environment, cached and split.
 
-Splits are assigned by a hash of the answer (the answer document, or the normalised
-answer), not of the question: all questions with the same answer land in the same
+Splits are assigned by a hash of the normalised primary answer, not of the question: all questions with the same answer land in the same
 split, so no answer document, and hence no question, is ever in both splits. Generated sets are cached as JSONL
 under the search cache, keyed by corpus, generator version and seed.
 """
@@ -14,21 +13,22 @@ from pathlib import Path
 
 from agentgym.core import Task, load_tasks, save_tasks, split_of
 from agentgym.errors import UserError
+from agentgym.rewards.verifiable import normalize_answer
 from envs.search.backends import SearchIndex, build_index, load_index
 from envs.search.cache import search_cache_dir
 from envs.search.corpus import WIKI_CORPUS_NAME, load_wikipedia, wikipedia_corpus_path
 
 TASK_SETS = ("multihop", "singlehop", "trivia", "descriptions")
 MULTIHOP_POOL = 3000  # distinct chains drawn per seed, before splitting
-TASKS_VERSION = 1
+TASKS_VERSION = 2
 
 _LOCK = threading.Lock()
 _INDEXES: dict[tuple[str, str], SearchIndex] = {}
 
 
 def answer_key(task: Task) -> str:
-    ref = task.reference
-    return str(ref.get("answer_doc") or ref.get("answer_key") or ref["answers"][0])
+    """The normalised primary answer: tasks with equal answers share a split, whatever their kind."""
+    return normalize_answer(str(task.reference["answers"][0]))
 
 
 def task_split(task: Task, test_fraction: float = 0.2) -> str:

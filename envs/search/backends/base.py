@@ -69,6 +69,18 @@ class SearchIndex(ABC):
         row = self._row_of.get(doc_id)
         return None if row is None else self.docs[row]
 
+    def resolve(self, name: str) -> Document | None:
+        """A document by id, or else by title (case-insensitive): what a model means by a name."""
+        doc = self.get(name) or self.get(name.replace(" ", "_"))
+        if doc is None:
+            titles = self.__dict__.get("_by_title")
+            if titles is None:
+                titles = self._by_title = {}
+                for d in self.docs:
+                    titles.setdefault(d.title.casefold(), d)
+            doc = titles.get(name.casefold())
+        return doc
+
     def search_ids(self, query: str, k: int = 10) -> list[tuple[str, float]]:
         """Ids and scores only: the fast path (benchmarks, agreement checks)."""
         return [(self.docs[r].id, s) for r, s in self._rank([query], k, 1)[0]]
