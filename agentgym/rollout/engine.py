@@ -233,6 +233,8 @@ class RolloutEngine:
                 turn_gen = time.perf_counter() - t
                 gen_s += turn_gen
                 _check_completion(completion)
+                if getattr(completion, "version", None) is not None:
+                    version = int(completion.version)
                 start = len(ctx.token_ids)
                 ctx.add_completion(completion)
                 end = len(ctx.token_ids)

@@ -1,0 +1,201 @@
+"""Async rollout engine vs a lockstep loop, same policy, same environment, same run.
+
+The environment's step waits ``--env-ms`` (a simulated tool call). ``--episodes``
+episodes of exactly ``--turns`` turns each are rolled out twice per repeat:
+
+* lockstep (the peer: how a simple batched rollout loop works): every live environment
+  steps (concurrently), then one batched ``generate`` for all of them, and so on;
+* async: agentgym's :class:`RolloutEngine`; each episode runs on its own and requests go
+  through the batching queue (``--max-batch``), so some episodes generate while others
+  wait on their environment.
+
+Lockstep sends its generation in chunks of the same batch size as the async queue
+(``--lockstep-batch`` changes it), so the two differ only in overlap.
+
+The ideal bound is ``max(generation, environment)``: the lockstep run's total generation
+time, or one episode's chain of environment waits, whichever is longer. Runs alternate
+(lockstep, async, lockstep, ...) and medians are reported. The policy is real: the tiny
+test model through the ``hf`` backend by default (``--model default`` for SmolLM2-135M).
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agentgym import Task, TextEnv, register
+from agentgym.core.registry import make
+from agentgym.policy.base import SamplingParams
+from agentgym.rollout import ContextBuilder, EpisodeSpec, RolloutConfig, RolloutEngine
+
+ENV_ID = "bench-toolwait/v0"
+
+
+class ToolWaitEnv(TextEnv):
+    """Every step is a tool call that takes ``delay_s``; the episode ends after ``turns`` steps."""
+
+    system_prompt = "You are an agent. Each reply runs a tool; read its result and continue."
+    blocking = False
+
+    def __init__(self, delay_s: float = 0.1, turns: int = 4, obs_words: int = 12, **kwargs: Any):
+        super().__init__(max_turns=turns, **kwargs)
+        self.delay_s, self.turns, self.obs_words = delay_s, turns, obs_words
+
+    def generate_task(self, index: int) -> Task:
+        return Task(id=f"wait-{index}", inputs={"index": index})
+
+    def setup(self, task: Task) -> str:
+        self.turn = 0
+        return f"Task {task.id}: look at the grid and move to the goal."
+
+    async def astep(self, action: Any):
+        self._check_running()
+        await asyncio.sleep(self.delay_s)  # the tool call: network, sandbox, search...
+        self.turn += 1
+        done = self.turn >= self.turns
+        self._done = done
+        words = " ".join(["the tool result is open floor"] * max(1, self.obs_words // 6))
+        obs = {"role": "user", "content": f"Step {self.turn}: {words}."}
+        info = {"turn": self.turn, "invalid_action": False, "invalid_actions": 0}
+        if done:
+            info["success"] = True
+        return obs, 0.0, done, False, info
+
+
+register(ENV_ID, ToolWaitEnv, description="benchmark env: each step waits like a tool call")
+
+
+async def lockstep(
+    policy: Any, episodes: int, env_kwargs: dict[str, Any], params: SamplingParams, chunk: int
+) -> dict[str, float]:
+    """All environments step, then all generate, turn after turn.
+
+    Generation goes out in chunks of ``chunk`` requests, the async engine's batch size, so
+    both sides run the policy on the same batch shapes and only the overlap differs.
+    """
+    start = time.perf_counter()
+    builder = ContextBuilder(max_context_tokens=None)
+    envs = [make(ENV_ID, **env_kwargs) for _ in range(episodes)]
+    resets = await asyncio.gather(*(env.areset(seed=i) for i, env in enumerate(envs)))
+    ctxs = [builder.start(obs, info, renderer=policy.renderer) for obs, info in resets]
+    live = list(range(episodes))
+    gen_s = env_s = 0.0
+    while live:
+        t = time.perf_counter()
+        requests = [ctxs[i].request(params, envs[i]) for i in live]
+        results = []
+        for at in range(0, len(requests), chunk):
+            results += await policy.generate(requests[at : at + chunk])
+        gen_s += time.perf_counter() - t
+        for i, result in zip(live, results):
+            ctxs[i].add_completion(result[0])
+        t = time.perf_counter()
+        steps = await asyncio.gather(*(envs[i].astep(results[k][0].text) for k, i in enumerate(live)))
+        env_s += time.perf_counter() - t
+        still = []
+        for i, (obs, _r, term, trunc, _info) in zip(live, steps):
+            if term or trunc:
+                continue
+            ctxs[i].add_observation(obs)
+            still.append(i)
+        live = still
+    return {"wall_s": time.perf_counter() - start, "generation_s": gen_s, "env_s": env_s}
+
+
+async def run_async(engine: RolloutEngine, episodes: int, env_kwargs: dict[str, Any]) -> dict[str, float]:
+    start = time.perf_counter()
+    before = (engine.batcher.stats.calls, engine.batcher.stats.requests, engine.batcher.stats.busy_s)
+    trajs = await engine.run([EpisodeSpec(ENV_ID, env_kwargs=env_kwargs, seed=i) for i in range(episodes)])
+    wall = time.perf_counter() - start
+    bad = [t for t in trajs if t.status != "completed"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} async episodes did not complete: {bad[0].error or bad[0].status}")
+    s = engine.batcher.stats
+    calls = s.calls - before[0]
+    return {
+        "wall_s": wall,
+        "policy_busy_s": s.busy_s - before[2],
+        "calls": calls,
+        "mean_batch": (s.requests - before[1]) / calls if calls else 0.0,
+    }
+
+
+def load_policy(model: str):
+    from agentgym.policy.hf import HFPolicy
+
+    if model == "tiny":
+        from agentgym.policy.tiny import make_tiny_model
+
+        folder = Path(tempfile.gettempdir()) / "agentgym-bench-tiny"
+        if not (folder / "config.json").exists():
+            make_tiny_model(folder)
+        return HFPolicy(str(folder), name="hf:tiny"), "hf:tiny (2-layer Llama, 0.4 M params, CPU)"
+    return HFPolicy(model), f"hf:{model}"
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    policy, label = load_policy(args.model)
+    params = SamplingParams(temperature=1.0, max_tokens=args.max_tokens)
+    env_kwargs = {"delay_s": args.env_ms / 1000, "turns": args.turns, "obs_words": args.obs_words}
+    engine = RolloutEngine(
+        policy,
+        RolloutConfig(sampling=params, max_batch=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000,
+                      max_context_tokens=None, episode_timeout_s=None),
+    )
+    await lockstep(policy, min(8, args.episodes), env_kwargs, params, args.max_batch)  # warm-up
+    lock_runs, async_runs = [], []
+    for r in range(args.repeats):
+        lock_runs.append(await lockstep(policy, args.episodes, env_kwargs, params, args.lockstep_batch or args.max_batch))
+        async_runs.append(await run_async(engine, args.episodes, env_kwargs))
+        print(f"repeat {r + 1}: lockstep {lock_runs[-1]['wall_s']:.2f} s "
+              f"(generation {lock_runs[-1]['generation_s']:.2f} s, env {lock_runs[-1]['env_s']:.2f} s); "
+              f"async {async_runs[-1]['wall_s']:.2f} s ({async_runs[-1]['calls']} policy calls, "
+              f"mean batch {async_runs[-1]['mean_batch']:.1f}, policy busy {async_runs[-1]['policy_busy_s']:.2f} s)",
+              flush=True)
+    await engine.aclose()
+    med = lambda runs, key: statistics.median(x[key] for x in runs)
+    lock_wall, async_wall = med(lock_runs, "wall_s"), med(async_runs, "wall_s")
+    generation, environment = med(lock_runs, "generation_s"), args.turns * args.env_ms / 1000
+    ideal = max(generation, environment)
+    return {
+        "bench": "rollout_async",
+        "policy": label,
+        "episodes": args.episodes,
+        "turns": args.turns,
+        "env_step_ms": args.env_ms,
+        "max_tokens": args.max_tokens,
+        "max_batch": args.max_batch,
+        "lockstep_batch": args.lockstep_batch or args.max_batch,
+        "lockstep_s": round(lock_wall, 3),
+        "async_s": round(async_wall, 3),
+        "speedup": round(lock_wall / async_wall, 3),
+        "ideal_s": round(ideal, 3),
+        "ideal_speedup": round(lock_wall / ideal, 3),
+        "lockstep_generation_s": round(generation, 3),
+        "lockstep_env_s": round(med(lock_runs, "env_s"), 3),
+        "repeats": args.repeats,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny", help="tiny (built in code) | default | a model folder or HF id")
+    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--env-ms", type=float, default=100.0)
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--obs-words", type=int, default=12)
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--lockstep-batch", type=int, help="lockstep generation chunk (default: --max-batch)")
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    result = asyncio.run(main(args))
+    print(json.dumps(result))
