@@ -17,7 +17,6 @@ from typing import Any
 
 from agentgym.errors import UserError
 from agentgym.policy.base import Policy
-from agentgym.policy.default_model import ALIASES
 
 BACKENDS = ("hf", "vllm", "openai", "scripted")
 SPEC_HELP = (
@@ -28,6 +27,8 @@ SPEC_HELP = (
 
 def load_policy(spec: str, **kwargs: Any) -> Policy:
     """The policy named by ``spec``; ``kwargs`` go to the backend's constructor."""
+    from agentgym.policy.default_model import ALIASES
+
     spec = (spec or "").strip()
     if spec.lower() in ALIASES:
         spec = f"hf:{spec}"

