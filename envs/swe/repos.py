@@ -41,10 +41,10 @@ class Repo:
         return f"{self.package}-{self.version}"
 
     def test_cmd(self, files: list[str] | tuple[str, ...] | None = None) -> str:
-        return test_command(self.pythonpath, files if files is not None else self.test_files)
+        return pytest_command(self.pythonpath, files if files is not None else self.test_files)
 
 
-def test_command(pythonpath: str, files: list[str] | tuple[str, ...]) -> str:
+def pytest_command(pythonpath: str, files: list[str] | tuple[str, ...]) -> str:
     """The pytest command graded runs use.
 
     ``python3 -I`` keeps the work dir off ``sys.path`` until pytest itself is imported
