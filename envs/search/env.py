@@ -99,6 +99,12 @@ class SearchEnv(TextEnv):
         return tasks.open_index(index)
 
     # ----------------------------------------------------------------- episode
+    def generate_task(self, index: int) -> Task:
+        """The task at ``index`` (modulo its length) of this environment's split of its task set."""
+        if not self._task_list:
+            raise NotImplementedError("this environment was given a fixed task")
+        return self._task_list[index % len(self._task_list)]
+
     def setup(self, task: Task) -> str:
         question = task.inputs.get("question")
         if not isinstance(question, str) or not question.strip():

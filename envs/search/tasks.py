@@ -1,7 +1,11 @@
 """Task sets and shared indexes for the search environment, cached and split.
 
-Splits are assigned by a hash of the normalised primary answer, not of the question: all questions with the same answer land in the same
-split, so no answer document, and hence no question, is ever in both splits. Generated sets are cached as JSONL
+Splits are assigned by a hash of the normalised primary answer, not of the question:
+all questions with the same answer land in the same split, so no answer, and hence
+no question, is ever in both splits. The core assigns splits by a hash of the task's
+inputs (``split_of(task.fingerprint())``, used by ``generate_split`` and the eval
+suites); so that both rules agree, a task whose inputs hash to the other split gets
+an ``inputs["nonce"]`` (never shown to the policy) chosen to make them agree. Generated sets are cached as JSONL
 under the search cache, keyed by corpus, generator version and seed.
 """
 
@@ -20,7 +24,7 @@ from envs.search.corpus import WIKI_CORPUS_NAME, load_wikipedia, wikipedia_corpu
 
 TASK_SETS = ("multihop", "singlehop", "trivia", "descriptions")
 MULTIHOP_POOL = 3000  # distinct chains drawn per seed, before splitting
-TASKS_VERSION = 2
+TASKS_VERSION = 3
 
 _LOCK = threading.Lock()
 _INDEXES: dict[tuple[str, str], SearchIndex] = {}
@@ -34,6 +38,18 @@ def answer_key(task: Task) -> str:
 def task_split(task: Task, test_fraction: float = 0.2) -> str:
     """``train`` or ``test``, from the hash of the task's answer."""
     return split_of(hashlib.sha256(answer_key(task).encode()).hexdigest(), test_fraction)
+
+
+def agree_splits(task: Task) -> Task:
+    """The task with a nonce in its inputs, if needed, so its fingerprint's split is its answer's."""
+    want = task_split(task)
+    if split_of(task.fingerprint()) == want:
+        return task
+    for nonce in range(1, 1000):
+        candidate = task.model_copy(update={"inputs": {**task.inputs, "nonce": nonce}})
+        if split_of(candidate.fingerprint()) == want:
+            return candidate
+    raise RuntimeError(f"no nonce puts task {task.id} in the {want} split")  # pragma: no cover - p = 0.8^999
 
 
 def split_tasks(tasks: list[Task], split: str) -> list[Task]:
@@ -98,7 +114,7 @@ def wiki_task_set(name: str, split: str | None = None, seed: int = 0) -> list[Ta
     if cached:
         tasks = load_tasks(path)
     else:
-        tasks = _generate(name, seed)
+        tasks = [agree_splits(t) for t in _generate(name, seed)]
         tmp = path.with_suffix(".part")
         save_tasks(tasks, tmp)
         tmp.replace(path)

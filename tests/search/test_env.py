@@ -146,3 +146,17 @@ def test_singlehop_oracle_and_registered_env(wiki_bm25s):
     for task in env._task_list:
         reward, info = run_oracle(env, task)
         assert reward == 1.0 and info["success"], task.id
+
+
+@pytest.mark.parametrize("suite_name", ["search_singlehop", "search_multihop"])
+def test_suites_load_and_draw_test_tasks(suite_name):
+    from pathlib import Path
+
+    from agentgym.eval.suite import load_suite, suite_tasks
+
+    suite = load_suite(Path(__file__).parents[2] / "configs" / "suites" / f"{suite_name}.yaml")
+    for entry in suite.envs:
+        tasks = suite_tasks(entry, suite)
+        assert len(tasks) == entry.num_tasks
+        expected = {t.id for t in wiki_task_set(entry.kwargs.get("task_set", suite_name.split("_")[1]), "test")}
+        assert {t.id for t in tasks} <= expected

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from agentgym.core import split_of
 from agentgym.rewards.verifiable import normalize_answer
 from envs.search.graph import base_title, mention_graph
 from envs.search.multihop import MultiHopGenerator
@@ -72,6 +73,9 @@ def test_splits_never_overlap(name):
     answers = lambda ts: {normalize_answer(a) for t in ts for a in t.reference["answers"][:1]}  # noqa: E731
     assert not answers(train) & answers(test)
     assert all(task_split(t) == "test" for t in test)
+    # the core's content-hash split agrees, so generate_split and eval suites see the same sets
+    assert all(split_of(t.fingerprint()) == "test" for t in test)
+    assert all(split_of(t.fingerprint()) == "train" for t in train)
     assert split_tasks(train + test, "test") == [t for t in train + test if t in test]
 
 
