@@ -1,0 +1,53 @@
+"""A few GRPO steps on qa/v0 (rubric rewards) with the tiny test model, then the recorded
+trajectories re-scored by the reward pipeline with a judge.
+
+The learner does not call the reward pipeline itself yet (its config has no `rewards:`
+section); the environment's reward *is* its rubric score over the deterministic criteria,
+and the pipeline adds the judged ones on the saved trajectories.
+"""
+
+import pytest
+
+from agentgym.rewards import Judge, RewardConfig, RewardPipeline
+from agentgym.rollout.trajectory import read_jsonl
+from tests.rewards.helpers import FakePolicy
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from agentgym.policy.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.mark.slow
+async def test_grpo_steps_on_qa_with_rubric_rewards(tmp_path, tiny_folder):
+    import asyncio
+
+    from agentgym.train.config import load_config
+    from agentgym.train.pipeline import train
+
+    cfg = load_config(None, [
+        "name=qa-tiny", f"run_dir={tmp_path / 'run'}", "seed=0", f"model.policy=hf:{tiny_folder}",
+        "envs=[{id: qa/v0}]", "rollout.group_size=2", "rollout.groups_per_step=2", "rollout.max_tokens=8",
+        "rollout.max_turns=1", "rollout.tools=false", "trainer.steps=2", "checkpoint.every=100",
+        "checkpoint.export_final=false", "logging.progress=false", "logging.tensorboard=false",
+        "logging.plot=false",
+    ])
+    result = await asyncio.to_thread(train, cfg)
+    assert result.final_step == 2 and len(result.metrics) == 2
+    files = sorted((cfg.run_path / "trajectories").glob("*.jsonl"))
+    trajs = [t for f in files for t in read_jsonl(f)]
+    assert len(trajs) == 8
+    for t in trajs:
+        if t.status == "completed" and t.turns and "rubric" in t.turns[-1].info:
+            assert t.reward == pytest.approx(t.turns[-1].info["rubric"]["score"] or 0.0)
+    assert any("rubric" in t.turns[-1].info for t in trajs if t.turns)
+
+    judge = Judge(FakePolicy("Rationale: judged\nScore: 1"))
+    pipeline = RewardPipeline(RewardConfig(env_weight=0.0, rubric_weight=1.0, tasks="qa/v0"),
+                              judges={"default": judge})
+    rewards = await pipeline.score_trajectories(trajs)
+    assert len(rewards) == 8 and all(0.0 <= r <= 1.0 for r in rewards)
+    judged = [c for t in trajs for c in t.metadata["rubric"]["criteria"] if c["kind"] == "judged"]
+    assert judged and all(c["status"] == "ok" for c in judged)
