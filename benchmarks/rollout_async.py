@@ -1,22 +1,26 @@
 """Async rollout engine vs a lockstep loop, same policy, same environment, same run.
 
 The environment's step waits ``--env-ms`` (a simulated tool call). ``--episodes``
-episodes of exactly ``--turns`` turns each are rolled out twice per repeat:
+episodes of exactly ``--turns`` turns each are rolled out by:
 
 * lockstep (the peer: how a simple batched rollout loop works): every live environment
-  steps (concurrently), then one batched ``generate`` for all of them, and so on;
+  steps (concurrently), then the policy generates for all of them, turn after turn. Two
+  variants: one ``generate`` call with every request (``full``), and calls of the async
+  engine's batch size (``same-batch``), so that only the overlap differs;
 * async: agentgym's :class:`RolloutEngine`; each episode runs on its own and requests go
   through the batching queue (``--max-batch``), so some episodes generate while others
   wait on their environment.
 
-Lockstep sends its generation in chunks of the same batch size as the async queue
-(``--lockstep-batch`` changes it), so the two differ only in overlap.
+Bounds, with ``G`` the lockstep generation time of one turn for all episodes, ``E`` one
+step's wait and ``n`` turns: the ideal ``max(n G, n E)`` (total generation or one
+episode's chain of waits), and the pipeline bound ``max(G + n E, n G + E)``: the first
+turn of every episode must be generated before the last one can start its chain of
+waits, and the last generation is followed by one more wait. Lockstep takes
+``n (G + E)``, so no engine can beat it by more than ``2n / (n + 1)`` (1.6 at n = 4).
 
-The ideal bound is ``max(generation, environment)``: the lockstep run's total generation
-time, or one episode's chain of environment waits, whichever is longer. Runs alternate
-(lockstep, async, lockstep, ...) and medians are reported. The policy is real: the tiny
-test model through the ``hf`` backend by default (``--model default`` for SmolLM2-135M).
-The last line is one JSON object.
+Runs alternate (lockstep, async, ...) and medians are reported. The policy is real: the
+tiny test model through the ``hf`` backend by default (``--model default`` for
+SmolLM2-135M). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -150,20 +154,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                       max_context_tokens=None, episode_timeout_s=None),
     )
     await lockstep(policy, min(8, args.episodes), env_kwargs, params, args.max_batch)  # warm-up
-    lock_runs, async_runs = [], []
+    same_runs, full_runs, async_runs = [], [], []
     for r in range(args.repeats):
-        lock_runs.append(await lockstep(policy, args.episodes, env_kwargs, params, args.lockstep_batch or args.max_batch))
+        same_runs.append(await lockstep(policy, args.episodes, env_kwargs, params, args.max_batch))
         async_runs.append(await run_async(engine, args.episodes, env_kwargs))
-        print(f"repeat {r + 1}: lockstep {lock_runs[-1]['wall_s']:.2f} s "
-              f"(generation {lock_runs[-1]['generation_s']:.2f} s, env {lock_runs[-1]['env_s']:.2f} s); "
+        if not args.skip_full:
+            full_runs.append(await lockstep(policy, args.episodes, env_kwargs, params, args.episodes))
+        full = f"; lockstep full batch {full_runs[-1]['wall_s']:.2f} s" if full_runs else ""
+        print(f"repeat {r + 1}: lockstep same-batch {same_runs[-1]['wall_s']:.2f} s "
+              f"(generation {same_runs[-1]['generation_s']:.2f} s, env {same_runs[-1]['env_s']:.2f} s); "
               f"async {async_runs[-1]['wall_s']:.2f} s ({async_runs[-1]['calls']} policy calls, "
-              f"mean batch {async_runs[-1]['mean_batch']:.1f}, policy busy {async_runs[-1]['policy_busy_s']:.2f} s)",
-              flush=True)
+              f"mean batch {async_runs[-1]['mean_batch']:.1f}, policy busy {async_runs[-1]['policy_busy_s']:.2f} s)"
+              f"{full}", flush=True)
     await engine.aclose()
     med = lambda runs, key: statistics.median(x[key] for x in runs)
-    lock_wall, async_wall = med(lock_runs, "wall_s"), med(async_runs, "wall_s")
-    generation, environment = med(lock_runs, "generation_s"), args.turns * args.env_ms / 1000
-    ideal = max(generation, environment)
+    same_wall, async_wall = med(same_runs, "wall_s"), med(async_runs, "wall_s")
+    full_wall = med(full_runs, "wall_s") if full_runs else None
+    best_lock = min(same_wall, full_wall) if full_wall is not None else same_wall
+    n, wait = args.turns, args.env_ms / 1000
+    per_turn = med(same_runs, "generation_s") / n
+    ideal = max(n * per_turn, n * wait)
+    pipeline = max(per_turn + n * wait, n * per_turn + wait)
     return {
         "bench": "rollout_async",
         "policy": label,
@@ -172,14 +183,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "env_step_ms": args.env_ms,
         "max_tokens": args.max_tokens,
         "max_batch": args.max_batch,
-        "lockstep_batch": args.lockstep_batch or args.max_batch,
-        "lockstep_s": round(lock_wall, 3),
         "async_s": round(async_wall, 3),
-        "speedup": round(lock_wall / async_wall, 3),
+        "lockstep_same_batch_s": round(same_wall, 3),
+        "lockstep_full_batch_s": round(full_wall, 3) if full_wall is not None else None,
+        "speedup": round(best_lock / async_wall, 3),
+        "speedup_vs_same_batch": round(same_wall / async_wall, 3),
+        "speedup_vs_full_batch": round(full_wall / async_wall, 3) if full_wall is not None else None,
         "ideal_s": round(ideal, 3),
-        "ideal_speedup": round(lock_wall / ideal, 3),
-        "lockstep_generation_s": round(generation, 3),
-        "lockstep_env_s": round(med(lock_runs, "env_s"), 3),
+        "pipeline_bound_s": round(pipeline, 3),
+        "max_speedup_vs_same_batch": round(same_wall / pipeline, 3),
+        "lockstep_generation_s": round(n * per_turn, 3),
+        "lockstep_env_s": round(med(same_runs, "env_s"), 3),
         "repeats": args.repeats,
     }
 
@@ -190,10 +204,10 @@ if __name__ == "__main__":
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--env-ms", type=float, default=100.0)
-    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=4)
     parser.add_argument("--obs-words", type=int, default=12)
     parser.add_argument("--max-batch", type=int, default=8)
-    parser.add_argument("--lockstep-batch", type=int, help="lockstep generation chunk (default: --max-batch)")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-batch lockstep variant")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

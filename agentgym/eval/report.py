@@ -64,11 +64,11 @@ def plot(results: dict[str, Any], trajs: list[Trajectory], out_dir: Path) -> lis
     highs = [results["envs"][n]["success_ci95"][1] - r for n, r in zip(names, rates)]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) + 2), 3.6))
     ax.bar(names, rates, yerr=[lows, highs], capsize=4, color="#4C72B0")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title(f"{results['suite']} — {results['policy']}")
-    for i, r in enumerate(rates):
-        ax.text(i, min(r + 0.03, 1.0), f"{r:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, (r, up) in enumerate(zip(rates, highs)):
+        ax.text(i, r + up + 0.015, f"{r:.2f}", ha="center", va="bottom", fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()
     success_path = out_dir / SUCCESS_PLOT
