@@ -30,33 +30,34 @@ class SandboxPool:
         self.reuse = reuse
         self.max_idle = max_idle
         self._ready: dict[str, asyncio.Queue[Sandbox]] = defaultdict(asyncio.Queue)
-        self._filling: dict[str, int] = defaultdict(int)
-        self._tasks: set[asyncio.Task] = set()
+        self._fills: dict[str, set[asyncio.Task]] = defaultdict(set)
         self._out: set[Sandbox] = set()
         self._closed = False
 
     async def _make(self, spec: SandboxSpec) -> Sandbox:
         return await self.backend.create(spec, self.limits)
 
+    def _filling(self, key: str) -> int:
+        return sum(not t.done() for t in self._fills[key])
+
     def _refill(self, spec: SandboxSpec) -> None:
         if self._closed:
             return
         q = self._ready[spec.key]
-        missing = self.size - q.qsize() - self._filling[spec.key]
-        for _ in range(max(missing, 0)):
-            self._filling[spec.key] += 1
-            task = asyncio.create_task(self._fill(spec))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        fills = self._fills[spec.key]
+        fills.difference_update([t for t in fills if t.done()])
+        for _ in range(max(self.size - q.qsize() - len(fills), 0)):
+            fills.add(asyncio.create_task(self._fill(spec)))
 
     async def _fill(self, spec: SandboxSpec) -> None:
         try:
-            sandbox = await self._make(spec)
+            # shielded: a cancelled warm-up still finishes, so its sandbox is closed, not leaked
+            sandbox = await asyncio.shield(self._make(spec))
+        except asyncio.CancelledError:
+            return
         except Exception as exc:  # the next acquire creates one itself and raises the error
             log.warning("warming a sandbox for %s failed: %s", spec.key, exc)
             return
-        finally:
-            self._filling[spec.key] -= 1
         if self._closed:
             await sandbox.close()
         else:
@@ -66,7 +67,7 @@ class SandboxPool:
         """Fill the pool for ``spec`` and wait until it is full."""
         await self.backend.prepare(spec)
         self._refill(spec)
-        while self._ready[spec.key].qsize() < self.size and self._filling[spec.key] > 0:
+        while self._ready[spec.key].qsize() < self.size and self._filling(spec.key) > 0:
             await asyncio.sleep(0.02)
 
     async def acquire(self, spec: SandboxSpec) -> Sandbox:
@@ -103,11 +104,9 @@ class SandboxPool:
     async def close(self) -> None:
         """Close every sandbox the pool made, handed out or not."""
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        pending = [t for fills in self._fills.values() for t in fills]
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*pending, return_exceptions=True)  # each closes its own sandbox
         boxes = list(self._out)
         for q in self._ready.values():
             while not q.empty():

@@ -10,7 +10,9 @@ shows the failing output; :meth:`oracle_action` applies the gold patch and submi
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import logging
 import shlex
 from typing import Any, ClassVar
 
@@ -30,6 +32,7 @@ with line numbers, edit(path, old, new) replaces one exact occurrence of `old` w
 and submit() ends the episode and runs the hidden tests. Fix the library source, not the tests."""
 
 _POOLS: dict[tuple, SandboxPool] = {}
+log = logging.getLogger(__name__)
 
 
 def make_backend(name: str, limits: Limits):
@@ -55,20 +58,58 @@ def make_backend(name: str, limits: Limits):
 
 
 def shared_pool(backend: str, limits: Limits, size: int, reuse: bool) -> SandboxPool:
-    """One pool per (backend, limits) in this process, shared by every env instance."""
+    """One pool per (backend, limits) in this process, shared by every env instance.
+
+    The first one also removes sandboxes that crashed runs left behind, and all are
+    closed when the process exits.
+    """
     key = (backend, limits, size, reuse)
     if key not in _POOLS:
-        _POOLS[key] = SandboxPool(make_backend(backend, limits), size=size, limits=limits, reuse=reuse)
+        impl = make_backend(backend, limits)
+        if not _POOLS:
+            _reap_dead(impl)
+            atexit.register(_close_pools)
+        _POOLS[key] = SandboxPool(impl, size=size, limits=limits, reuse=reuse)
     return _POOLS[key]
 
 
+def _reap_dead(backend) -> None:
+    from agentgym.sandbox.reaper import reap
+
+    try:
+        reap(docker=backend.name == "docker", bwrap=backend.name == "bwrap",
+             client=getattr(backend, "client", None))
+    except Exception as exc:  # best effort: never block an episode on cleanup
+        log.debug("reaping leftovers failed: %s", exc)
+
+
+def _close_pools() -> None:
+    pools = list(_POOLS.values())
+    _POOLS.clear()
+
+    async def close_all() -> None:
+        await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
+
+    try:
+        asyncio.run(close_all())
+    except Exception as exc:  # at exit: the reaper handles anything left
+        log.debug("closing sandbox pools at exit failed: %s", exc)
+
+
 class SweEnv(TextEnv):
-    """Repository-level bug fixing with hidden tests (see the module docstring)."""
+    """Repository-level bug fixing with hidden tests (see the module docstring).
+
+    ``backend``: docker | bwrap | auto. ``reuse``: a finished episode's sandbox is reset in
+    place and kept for the next episode of the same task (a GRPO group reuses one).
+    ``pool_size``: sandboxes kept warm per task in the background; worth it only under a
+    long-lived event loop (the rollout engine), not with the sync ``reset``/``step``.
+    Pass ``pool=`` to share an explicit :class:`SandboxPool`.
+    """
 
     system_prompt: ClassVar[str] = SYSTEM_PROMPT
     blocking: ClassVar[bool] = False
 
-    def __init__(self, *, backend: str = "auto", pool_size: int = 1, reuse: bool = True, cmd_timeout: float = 60.0,
+    def __init__(self, *, backend: str = "auto", pool_size: int = 0, reuse: bool = True, cmd_timeout: float = 60.0,
                  test_timeout: float = 300.0, max_output: int = 8_000, memory_mb: int = 2048, cpus: float = 1.0,
                  pids: int = 512, pool: SandboxPool | None = None, max_turns: int = 30, **kwargs: Any):
         if kwargs.get("task") is None and kwargs.get("tasks") is None:
