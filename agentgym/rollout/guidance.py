@@ -587,6 +587,7 @@ class GuidedRollouts:
             "guidance/candidates_success_before": (
                 float(np.mean([success_rate(unguided[i]) for i, _ in guided_idx])) if guided_idx else 0.0
             ),
+            "guidance/unguided_success": success_rate([t for g in unguided for t in g]),
             "guidance/nonzero_reward_groups_before": _varied_fraction(unguided),
             "guidance/nonzero_reward_groups_after": _varied_fraction(groups),
         })
