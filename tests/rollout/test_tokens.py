@@ -6,7 +6,7 @@ import random
 from typing import Sequence
 
 from agentgym import Task
-from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.base import Completion, GenerationRequest, SamplingParams
 from agentgym.rollout import EpisodeSpec, RolloutConfig, RolloutEngine
 
 END = 1
@@ -130,3 +130,53 @@ async def test_real_chat_template_tokens_match_a_fresh_render():
     # what the policy saw at its last turn is exactly the template's rendering of the transcript
     seen = traj.messages[:-1]  # the final observation came after the last sample
     assert policy.requests[-1].prompt_ids == ChatRenderer(tokenizer).initial(seen[:-1], policy.requests[-1].tools)
+
+
+class Recorder:
+    """Wraps a real policy and remembers each request and completion (token-level: exposes its renderer)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.renderer = inner, inner.name, inner.renderer
+        self.calls: list[tuple[GenerationRequest, Completion]] = []
+
+    async def generate(self, requests):
+        results = await self.inner.generate(requests)
+        self.calls += [(r, res[0]) for r, res in zip(requests, results)]
+        return results
+
+    async def close(self):
+        await self.inner.close()
+
+
+async def test_tiny_hf_model_tokens_are_exactly_what_it_saw_and_sampled(tmp_path):
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from agentgym.policy.hf import HFPolicy
+    from agentgym.policy.tiny import make_tiny_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 0.4 M-parameter model gains nothing from more; busy CI machines lose a lot
+    try:
+        await _tiny_run(tmp_path, HFPolicy, make_tiny_model)
+    finally:
+        torch.set_num_threads(threads)
+
+
+async def _tiny_run(tmp_path, HFPolicy, make_tiny_model):
+    policy = Recorder(HFPolicy(str(make_tiny_model(tmp_path / "tiny"))))
+    engine = RolloutEngine(policy, RolloutConfig(sampling=SamplingParams(max_tokens=8), max_batch=2))
+    specs = [EpisodeSpec("testcount/v0", task=Task(id=f"x{i}", inputs={"target": 30 + i}), env_kwargs={"max_turns": 3}) for i in range(3)]
+    trajs = await engine.run(specs)
+    for traj in trajs:
+        assert traj.status in ("completed", "truncated") and traj.metadata["token_level"], traj.error
+        mine = [(r, c) for r, c in policy.calls if r.env is not None and r.prompt_ids[: len(traj.token_ids)] == traj.token_ids[: len(r.prompt_ids)]]
+        mine = [(r, c) for r, c in mine if traj.token_ids[len(r.prompt_ids) : len(r.prompt_ids) + len(c.token_ids)] == c.token_ids]
+        assert len(mine) == traj.num_turns
+        last_req, last = mine[-1]
+        assert traj.token_ids == last_req.prompt_ids + last.token_ids  # what it saw at its last turn, + its sample
+        assert sampled(traj) == [i for _, c in mine for i in c.token_ids]  # mask 1 = exactly the sampled ids
+        assert [lp for lp, m in zip(traj.logprobs, traj.loss_mask) if m] == [x for _, c in mine for x in c.logprobs]
+        for turn, (req, comp) in zip(traj.turns, mine):
+            assert (turn.start, turn.end) == (len(req.prompt_ids), len(req.prompt_ids) + len(comp.token_ids))
+            assert turn.action == comp.text
