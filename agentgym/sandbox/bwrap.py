@@ -78,7 +78,20 @@ def bwrap_home() -> Path:
     path = images.swe_home() / "bwrap"
     (path / "run").mkdir(parents=True, exist_ok=True)
     (path / "snap").mkdir(parents=True, exist_ok=True)
+    _mount_run_tmpfs(path / "run")
     return path
+
+
+def _mount_run_tmpfs(run: Path) -> None:
+    """Keep work dirs on a tmpfs: copying a snapshot there is ~10x faster than on a busy disk,
+    and what a sandbox writes is charged to its memory cgroup. Best effort (needs root)."""
+    if os.geteuid() != 0 or os.path.ismount(run) or os.environ.get("AGENTGYM_BWRAP_TMPFS") == "0":
+        return
+    import subprocess
+
+    size = os.environ.get("AGENTGYM_BWRAP_TMPFS_SIZE", "8g")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "agentgym-bwrap", str(run)],
+                   capture_output=True)
 
 
 async def _sh(*argv: str) -> None:
@@ -185,16 +198,16 @@ class BwrapSandbox:
 
     # --- life cycle -------------------------------------------------------------------------
     async def restore(self) -> None:
-        """Copy the snapshot to the work dir and empty /tmp."""
-        self.cgroup.kill()
-        for d in (self.work, self.tmp):
-            if d is not None and d.exists():
-                await _sh("rm", "-rf", "--one-file-system", str(d))
-        await _sh("cp", "-a", "--reflink=auto", str(self.snap), str(self.work))
+        """Copy the snapshot to the work dir and empty /tmp (one shell, on a tmpfs: fast)."""
+        await asyncio.to_thread(self.cgroup.kill)
+        script = 'rm -rf --one-file-system -- "$1" && cp -a --reflink=auto -- "$2" "$1"'
+        args = [str(self.work), str(self.snap)]
         if self.tmp is not None:
-            self.tmp.mkdir(mode=0o700)
-            if self.backend.ids:
-                os.chown(self.tmp, *self.backend.ids)
+            owner = f"{self.backend.ids[0]}:{self.backend.ids[1]}" if self.backend.ids else ""
+            script += ' && rm -rf --one-file-system -- "$3" && mkdir -m 0700 -- "$3"'
+            script += ' && chown -- "$4" "$3"' if owner else ""
+            args += [str(self.tmp), owner]
+        await _sh("sh", "-c", script, "restore", *args)
 
     async def reset(self) -> None:
         await self.restore()

@@ -51,9 +51,8 @@ cp -a "$WORK"/. {SNAPSHOT_DIR}/
 chown -R root:root {SNAPSHOT_DIR} && chmod 0755 {SNAPSHOT_DIR}
 """
 #: Run as root to go back to the snapshot.
-RESET_SCRIPT = f"""pkill -9 -u agent; find "$WORK" /tmp /dev/shm -mindepth 1 -delete 2>/dev/null
-pkill -9 -u agent; find "$WORK" /tmp /dev/shm -mindepth 1 -delete; cp -a {SNAPSHOT_DIR}/. "$WORK"/
-chown -R agent:agent "$WORK"
+RESET_SCRIPT = f"""pkill -9 -u agent; sleep 0.01; pkill -9 -u agent
+find "$WORK" /tmp /dev/shm -mindepth 1 -delete && cp -a {SNAPSHOT_DIR}/. "$WORK"/ && chown -R agent:agent "$WORK"
 """
 KILL_SCRIPT = "pkill -9 -u agent; sleep 0.05; pkill -9 -u agent; true"
 CHUNK = 96_000  # base64 characters per exec argument (below the kernel's 128 KiB per-argument limit)

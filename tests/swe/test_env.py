@@ -108,7 +108,7 @@ def test_text_env_checker(backend_name, task):
     from agentgym.core.checker import check_text_env
 
     make_backend(backend_name)
-    results = check_text_env(lambda: SweEnv(backend=backend_name, task=task, max_turns=4), fuzz_actions=150,
+    results = check_text_env(lambda: SweEnv(backend=backend_name, task=task, max_turns=4), fuzz_actions=30,
                              time_budget_s=60)
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert not failed, failed
