@@ -19,7 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature (overrides the suite)")
     parser.add_argument("--max-tokens", type=int, help="tokens per reply (overrides the suite)")
     parser.add_argument("--max-batch", type=int, default=64, help="largest batch sent to the policy (default 64)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per episode before it fails (default 600)")
+    parser.add_argument("--timeout", type=float, help="seconds per episode before it fails (default: no limit)")
+    parser.add_argument("--step-timeout", type=float, default=300.0,
+                        help="seconds per environment step before the episode fails (default 300)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         sampling=suite.sampling_params(temperature=args.temperature, max_tokens=args.max_tokens),
         max_batch=args.max_batch,
         episode_timeout_s=args.timeout,
+        step_timeout_s=args.step_timeout,
     )
     result = evaluate(
         suite,

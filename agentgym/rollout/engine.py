@@ -46,7 +46,8 @@ class RolloutConfig(BaseModel):
 
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     max_context_tokens: int | None = 4096
-    episode_timeout_s: float | None = 600.0
+    episode_timeout_s: float | None = None  # the whole episode, waiting for the policy included
+    step_timeout_s: float | None = 300.0  # one environment reset or step
     max_concurrent_episodes: int = 256
     env_concurrency: dict[str, int] = Field(default_factory=dict)
     default_env_concurrency: int | None = None
@@ -72,6 +73,10 @@ class EpisodeSpec:
 
 class PolicyFailure(RuntimeError):
     """The policy returned an error instead of a completion."""
+
+
+class EnvTimeout(RuntimeError):
+    """An environment reset or step exceeded ``step_timeout_s``."""
 
 
 class RolloutEngine:
@@ -207,7 +212,7 @@ class RolloutEngine:
         env = await _make_env(spec)
         holder["env"] = env
         options = {"task": spec.task} if spec.task is not None else None
-        obs, info = await env.areset(seed=spec.seed, options=options)
+        obs, info = await self._env_call(env.areset(seed=spec.seed, options=options), "reset")
         env_s += time.perf_counter() - t0
         traj.timings["reset_s"] = env_s
         traj.task_id = str(info.get("task_id", traj.task_id))
@@ -239,7 +244,7 @@ class RolloutEngine:
                 ctx.add_completion(completion)
                 end = len(ctx.token_ids)
                 t = time.perf_counter()
-                obs, reward, terminated, truncated, step_info = await env.astep(completion.text)
+                obs, reward, terminated, truncated, step_info = await self._env_call(env.astep(completion.text), "step")
                 turn_info = _jsonable(step_info)
                 progress = await _progress_of(env)
                 if progress is not None:
@@ -281,6 +286,15 @@ class RolloutEngine:
                 traj.metadata.update(ctx.metadata)
             traj.timings["generation_s"] = gen_s
             traj.timings["env_s"] = env_s
+
+    async def _env_call(self, call: Any, what: str) -> Any:
+        limit = self.config.step_timeout_s
+        if limit is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, limit)
+        except asyncio.TimeoutError:
+            raise EnvTimeout(f"the environment's {what} took longer than {limit} s") from None
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()

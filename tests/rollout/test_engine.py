@@ -63,6 +63,12 @@ async def test_episode_timeout_is_recorded_and_batch_goes_on(oracle):
     assert ok.success
 
 
+async def test_step_timeout_fails_episode(oracle):
+    engine = RolloutEngine(oracle, RolloutConfig(step_timeout_s=0.2))
+    hung, ok = await engine.run([EpisodeSpec("testcount/v0", task=task(5, hang=True)), EpisodeSpec("testcount/v0", task=task(5))])
+    assert hung.status == "failed" and "step took longer than 0.2 s" in hung.error and ok.success
+
+
 async def test_policy_error_fails_episode():
     class Broken(OraclePolicy):
         async def generate(self, requests):
