@@ -219,18 +219,16 @@ def synthetic_corpus(num_docs: int, seed: int = 0, vocab_size: int = 50_000, mea
         if w not in seen:
             seen.add(w)
             words.append(w)
-    vocab = np.array(words)
     lengths = np.clip(rng.poisson(mean_len, num_docs), 5, None)
-    ids = np.minimum(rng.zipf(1.15, int(lengths.sum())) - 1, vocab_size - 1)
-    # Zipf ranks are heavy-tailed; a random permutation keeps the frequency skew but mixes spellings.
-    perm = rng.permutation(vocab_size)
-    tokens = vocab[perm[ids]]
+    # Word ranks follow Zipf's law (frequency ~ 1 / rank), as in natural text.
+    weights = 1.0 / np.arange(1, vocab_size + 1)
+    ids = rng.choice(vocab_size, size=int(lengths.sum()), p=weights / weights.sum())
+    tokens = [words[i] for i in ids.tolist()]
     docs: list[Document] = []
     pos = 0
     for i, n in enumerate(lengths.tolist()):
-        chunk = tokens[pos : pos + n]
+        docs.append(Document(id=f"syn{i}", title=" ".join(tokens[pos : pos + 3]).title(), contents=" ".join(tokens[pos + 3 : pos + n])))
         pos += n
-        docs.append(Document(id=f"syn{i}", title=" ".join(chunk[:3]).title(), contents=" ".join(chunk[3:])))
     return docs
 
 

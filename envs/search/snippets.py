@@ -7,6 +7,7 @@ document store, so every backend shows the same text for the same document.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from envs.search.analysis import LuceneEnglishAnalyzer, default_analyzer
 
@@ -21,7 +22,11 @@ def make_snippet(
     words = _WORDS.findall(text)
     if len(words) <= width:
         return " ".join(words)
-    hits = [bool(query_terms.intersection(analyzer(w))) if query_terms else False for w in words]
+    if not query_terms:
+        hits = [False] * len(words)
+    else:
+        terms_of = _word_terms if analyzer is default_analyzer() else lambda w: analyzer(w)
+        hits = [not query_terms.isdisjoint(terms_of(w)) for w in words]
     best_start, best = 0, -1
     window = sum(hits[:width])
     for start in range(0, len(words) - width + 1):
@@ -35,3 +40,8 @@ def make_snippet(
     prefix = "… " if best_start > 0 else ""
     suffix = " …" if best_start + width < len(words) else ""
     return prefix + chunk + suffix
+
+
+@lru_cache(maxsize=1 << 18)
+def _word_terms(word: str) -> tuple[str, ...]:
+    return tuple(default_analyzer()(word))
