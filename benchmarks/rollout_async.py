@@ -145,6 +145,10 @@ def load_policy(model: str):
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     policy, label = load_policy(args.model)
     params = SamplingParams(temperature=1.0, max_tokens=args.max_tokens)
     env_kwargs = {"delay_s": args.env_ms / 1000, "turns": args.turns, "obs_words": args.obs_words}
@@ -183,6 +187,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "env_step_ms": args.env_ms,
         "max_tokens": args.max_tokens,
         "max_batch": args.max_batch,
+        "torch_threads": args.threads or None,
         "async_s": round(async_wall, 3),
         "lockstep_same_batch_s": round(same_wall, 3),
         "lockstep_full_batch_s": round(full_wall, 3) if full_wall is not None else None,
@@ -210,6 +215,8 @@ if __name__ == "__main__":
     parser.add_argument("--skip-full", action="store_true", help="skip the full-batch lockstep variant")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the tiny model gains nothing from more; 0 = torch default)")
     args = parser.parse_args()
     result = asyncio.run(main(args))
     print(json.dumps(result))
