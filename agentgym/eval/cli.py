@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
-    cmp = sub.add_parser("compare", help="print the differences between two eval runs, with 95% CIs")
+    cmp = sub.add_parser("compare", help="print the differences between two eval runs, with 95%% CIs")
     cmp.add_argument("run_a", type=Path, help="run directory (or its results.json)")
     cmp.add_argument("run_b", type=Path, help="run directory (or its results.json)")
     cmp.set_defaults(func=compare)

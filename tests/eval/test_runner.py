@@ -129,3 +129,9 @@ def test_compare_and_show_cli(suite_file, tmp_path, capsys):
     assert "error: PolicyFailure" in capsys.readouterr().out
     assert main(["eval", "compare", str(tmp_path / "missing"), str(tmp_path / "b")]) == 2
     assert main(["eval", "--suite", "no_such_suite", "--policy", "scripted:oracle"]) == 2
+
+
+def test_help_renders(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "compare" in capsys.readouterr().out
