@@ -155,6 +155,9 @@ class DockerSandbox:
     async def _restart(self) -> None:
         """The heavy hammer: restart the container (tmpfs contents go) and set it up again."""
         self.restarts += 1
+        if self.restarts > 3:
+            await self.close()
+            raise SandboxError(f"sandbox {self.id} keeps hanging; it was closed after 3 restarts.")
         log.warning("restarting sandbox %s", self.id)
         await asyncio.to_thread(self.container.restart, timeout=0)
         await self._init()

@@ -32,6 +32,7 @@ with line numbers, edit(path, old, new) replaces one exact occurrence of `old` w
 and submit() ends the episode and runs the hidden tests. Fix the library source, not the tests."""
 
 _POOLS: dict[tuple, SandboxPool] = {}
+MAX_FILE_BYTES = 2_000_000
 log = logging.getLogger(__name__)
 
 
@@ -164,6 +165,18 @@ class SweEnv(TextEnv):
             raise ToolError("path is empty.")
         return path if path.startswith("/") else f"{self.workdir}/{path}"
 
+    async def _read(self, p: str, shown: str) -> bytes:
+        """A file's bytes, refusing files too large to be source code."""
+        res = await self._box().exec(["bash", "-c", 'test -f "$1" && stat -c %s "$1"', "s", p], timeout=30)
+        if res.exit_code != 0:
+            raise ToolError(f"{shown} does not exist or is not a file.")
+        if int(res.stdout.strip() or 0) > MAX_FILE_BYTES:
+            raise ToolError(f"{shown} is larger than {MAX_FILE_BYTES} bytes; use bash (head, sed -n) to look at parts.")
+        try:
+            return await self._box().read_file(p)
+        except OSError as exc:
+            raise ToolError(f"cannot read {shown}: {exc}") from None
+
     # ----------------------------------------------------------------- tools
     @tool
     async def bash(self, cmd: str) -> str:
@@ -198,10 +211,7 @@ class SweEnv(TextEnv):
             return truncate(res.stdout, self.max_output)
         if res.exit_code != 0:
             raise ToolError(f"{path} does not exist.")
-        try:
-            text = (await box.read_file(p)).decode("utf-8", "replace")
-        except OSError as exc:
-            raise ToolError(f"cannot read {path}: {exc}") from None
+        text = (await self._read(p, path)).decode("utf-8", "replace")
         all_lines = text.splitlines()
         first, last = 1, len(all_lines)
         if lines:
@@ -223,8 +233,12 @@ class SweEnv(TextEnv):
         p = self._path(path)
         box = self._box()
         try:
-            text = (await box.read_file(p)).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = (await self._read(p, path)).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ToolError(f"{path} is not a UTF-8 text file.") from None
+        except ToolError as exc:
+            if "larger" in str(exc):
+                raise
             text = None
         if old == "":
             if text:
