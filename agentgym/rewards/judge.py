@@ -105,6 +105,7 @@ _SCORE_LINE = re.compile(
     re.IGNORECASE,
 )
 _RATIONALE = re.compile(r"\b(?:rationale|reason|reasoning|explanation)\s*[:=]\s*(.+)", re.IGNORECASE)
+_SENTENCE = re.compile(r"\b(?:answer|verdict)\b[^.\n]{0,40}?\bis\s*:?\s*(yes|no)\b", re.IGNORECASE)
 _LONE = re.compile(r"^\W*(yes|no|true|false|pass|fail|[-+]?\d+(?:\.\d+)?)\s*(?:/\s*(\d+))?\W*$", re.IGNORECASE)
 
 
@@ -131,7 +132,8 @@ def parse_judgment(text: str, scale: int = 1) -> tuple[float, str] | None:
     """``(score in [0, 1], rationale)`` from a judge's reply, or ``None`` if unparseable.
 
     Accepted, in order: a JSON object with ``score``/``verdict``/``rating``; the last
-    ``Score: N`` (or ``N/k``, yes/no) line; a reply that is only a verdict.
+    ``Score: N`` (or ``N/k``, yes/no) line; for yes/no criteria, "the answer is yes/no"
+    (one verdict only); a first or last line that is only a verdict.
     """
     if not isinstance(text, str) or not text.strip():
         return None
@@ -152,6 +154,10 @@ def parse_judgment(text: str, scale: int = 1) -> tuple[float, str] | None:
             if not rationale:
                 rationale = text[: m.start()].strip()[-500:]
             return value, rationale
+    if scale == 1:
+        sentences = {m.group(1).lower() for m in _SENTENCE.finditer(text)}
+        if len(sentences) == 1:
+            return _value(sentences.pop(), None, 1), rationale  # type: ignore[return-value]
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     for line in (lines[0], lines[-1]) if lines else ():
         m = _LONE.match(line)
@@ -176,6 +182,7 @@ class JudgeStats:
     retries: int = 0
     batches: int = 0
     prompt_tokens: int = 0
+    prompt_chars: int = 0
     completion_tokens: int = 0
     generate_s: float = 0.0
     wall_s: float = 0.0
@@ -334,9 +341,18 @@ class Judge:
         return out  # type: ignore[return-value]
 
     def _account(self, c: Completion, request: GenerationRequest) -> None:
+        """Token counts: the completion's ids; the prompt's from the backend's usage or its chat renderer."""
         self.stats.generated += 1
         self.stats.completion_tokens += len(c.token_ids) if c.token_ids else _usage(c, "completion_tokens")
-        self.stats.prompt_tokens += _usage(c, "prompt_tokens")
+        self.stats.prompt_chars += sum(len(str(m.get("content", ""))) for m in request.messages or [])
+        prompt_tokens = _usage(c, "prompt_tokens")
+        renderer = getattr(self.policy, "renderer", None)
+        if not prompt_tokens and renderer is not None and hasattr(renderer, "initial"):
+            try:
+                prompt_tokens = len(renderer.initial(request.messages, None))
+            except Exception:  # counting is best effort; a renderer quirk must not fail a judgment
+                prompt_tokens = 0
+        self.stats.prompt_tokens += prompt_tokens
 
     async def close(self) -> None:
         await self.policy.close()

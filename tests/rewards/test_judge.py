@@ -19,6 +19,7 @@ from tests.rewards.helpers import FakePolicy
     ("3", 3, 1.0),
     ("**Score:** 2", 2, 1.0),
     ("Score: 7\nScore: 1", 1, 1.0),  # the last valid score line wins
+    ("The answer to this question is no.", 1, 0.0),
 ])
 def test_parse_judgment(text, scale, expected):
     parsed = parse_judgment(text, scale)
@@ -28,6 +29,7 @@ def test_parse_judgment(text, scale, expected):
 @pytest.mark.parametrize("text,scale", [
     ("", 1), ("I think the response is good overall.", 1), ("Score: 7", 1), ("Score: -1", 2),
     ("Score: maybe", 1), ("<|im_start|>assistant", 1), ("4", 3),
+    ("The answer is yes, or rather the answer is no.", 1), ("The answer is no.", 3),
 ])
 def test_unparseable_judgments(text, scale):
     assert parse_judgment(text, scale) is None
