@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+# One torch thread per process: on a shared, oversubscribed CPU, spinning OpenMP threads made
+# generation ~7x slower here than a single thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,16 +70,18 @@ def variant_config(env: str, variant: str, steps: int, out: Path, model: str, ov
     return config_from_dict(data, f"ablation {env}/{variant}")
 
 
-def run_variant(env: str, variant: str, args) -> dict[str, Any]:
+def run_variant(env: str, variant: str, args, policy: Any = None, initial: dict | None = None) -> dict[str, Any]:
     import shutil
 
     from agentgym.train.pipeline import train
 
     config = variant_config(env, variant, args.steps, args.out, args.model, args.set)
     if config.run_path.exists():
-        shutil.rmtree(config.run_path)  # every run starts from the same initial weights
+        shutil.rmtree(config.run_path)
+    if policy is not None and initial is not None:
+        policy.model.load_state_dict(initial)  # every variant starts from the same initial weights
     t0 = time.perf_counter()
-    result = train(config, progress=False)
+    result = train(config, progress=False, policy=policy)
     wall = time.perf_counter() - t0
     curve = []
     for m in result.metrics:
@@ -196,6 +203,29 @@ async def hard_maze(args) -> dict[str, Any]:
     return out
 
 
+def combine(folders: list[Path], out: Path) -> int:
+    """One PNG, table and JSON from several result folders (e.g. one process per environment)."""
+    runs: list[dict[str, Any]] = []
+    hard = None
+    for folder in folders:
+        data = json.loads((folder / "ablation.json").read_text())
+        runs.extend(data.get("runs", []))
+        hard = data.get("hard_maze") or hard
+    rows = [summarise(r) for r in runs]
+    plot(runs, out / "ablation.png")
+    (out / "ablation.md").write_text(table(rows) + "\n")
+    (out / "ablation.json").write_text(json.dumps({"runs": runs, "rows": rows, "hard_maze": hard}, indent=1))
+    print(table(rows))
+    headline: dict[str, Any] = {"bench": "ablation_guidance_progress", "steps": max((r["steps"] for r in rows), default=0)}
+    for r in rows:
+        headline[f"{r['env']}_{r['variant']}_success_mean"] = r["success_mean"]
+        headline[f"{r['env']}_{r['variant']}_nonzero_adv"] = r["nonzero_adv_mean"]
+    if hard:
+        headline.update({f"hard_{k}": v for k, v in hard.items() if k.startswith("nonzero") or k.endswith("success")})
+    print(json.dumps(headline))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=3, help="learner steps per run (the same for every variant)")
@@ -209,16 +239,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hard-turns", type=int, default=3)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--skip-training", action="store_true", help="only the hard-maze measurement")
+    p.add_argument("--combine", nargs="+", type=Path, metavar="DIR",
+                   help="merge the ablation.json of earlier (e.g. parallel) runs into --out, then stop")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        return combine(args.combine, args.out)
     results_path = args.out / "ablation.json"
     previous = json.loads(results_path.read_text()) if results_path.exists() else {}
-    runs = [] if args.skip_training else []
+    runs: list[dict[str, Any]] = []
+    policy = initial = None
     if not args.skip_training:
+        from agentgym.policy import load_policy
+
+        policy = load_policy(args.model)  # loaded once; weights restored before each variant
+        initial = {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
         for env in args.envs:
             for variant in args.variants:
                 print(f"[ablation] {env} / {variant}: {args.steps} steps", file=sys.stderr, flush=True)
-                runs.append(run_variant(env, variant, args))
+                runs.append(run_variant(env, variant, args, policy, initial))
                 rows = [summarise(r) for r in runs]
                 (args.out / "ablation.md").write_text(table(rows) + "\n")
                 results_path.write_text(json.dumps({**previous, "runs": runs, "rows": rows}, indent=1))
