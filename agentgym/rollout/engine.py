@@ -33,7 +33,7 @@ from agentgym.core.registry import make, spec as env_spec
 from agentgym.core.task import Task
 from agentgym.policy.base import Completion, Policy, SamplingParams
 from agentgym.rollout.batching import BatchingPolicy
-from agentgym.rollout.context import ContextBuilder, ContextOverflow, Guidance, TokenRenderer
+from agentgym.rollout.context import ContextBuilder, ContextOverflow, EpisodeContext, Guidance, TokenRenderer
 from agentgym.rollout.trajectory import Trajectory, Turn, write_jsonl
 
 TrajectoryCallback = Callable[[Trajectory], Any]
@@ -175,7 +175,6 @@ class RolloutEngine:
         )
         async with self._episode_slots, self._env_slot(spec.env_id):
             start = time.perf_counter()
-            env = None
             holder: dict[str, Any] = {}
             try:
                 body = self._episode(spec, traj, holder)
@@ -219,6 +218,7 @@ class RolloutEngine:
         last_progress = await _progress_of(env)  # retrospective progress rewards read these
         if last_progress is not None:
             traj.metadata["initial_progress"] = last_progress
+        ctx: EpisodeContext | None = None
         try:
             try:
                 ctx = self.context.start(obs, info, renderer=self.renderer, guidance=spec.guidance)
@@ -281,7 +281,7 @@ class RolloutEngine:
                     traj.metadata["truncation"] = str(exc)
                     return
         finally:
-            if "ctx" in locals():
+            if ctx is not None:
                 traj.token_ids, traj.loss_mask, traj.logprobs = ctx.token_ids, ctx.loss_mask, ctx.logprobs
                 traj.metadata.update(ctx.metadata)
             traj.timings["generation_s"] = gen_s

@@ -89,7 +89,7 @@ async def test_prompt_longer_than_context_is_truncated_before_generating():
     (traj,) = await RolloutEngine(policy, RolloutConfig(max_context_tokens=20)).run(
         [EpisodeSpec("testcount/v0", task=Task(id="x", inputs={"target": 3}))]
     )
-    assert traj.status == "truncated" and traj.num_turns == 0 and not policy.requests
+    assert traj.status == "truncated" and traj.num_turns == 0 and not policy.requests, traj.error
 
 
 class TokenizerOraclePolicy(RecordingTokenPolicy):
