@@ -81,6 +81,8 @@ class SearchEnv(TextEnv):
 
                 kwargs["tasks"] = load_tasks(kwargs["tasks"])
         else:
+            if index is not None:
+                raise UserError("a custom index needs its own tasks: pass tasks= (a JSONL file or a list of Task).")
             from envs.search.tasks import wiki_task_set
 
             tasks = wiki_task_set(task_set, split, self.seed)
@@ -135,13 +137,14 @@ class SearchEnv(TextEnv):
 
     # ----------------------------------------------------------------- tools
     @tool
-    def search(self, query: str, k: int = 5) -> str:
+    def search(self, query: str, k: int | None = None) -> str:
         """Search the collection with BM25 and list the best matching documents.
 
         Args:
             query: words to look for.
-            k: how many results to show (1-20).
+            k: how many results to show (default 5, at most 20).
         """
+        k = self.search_k if k is None else k
         query = " ".join(query.split())[:500]
         if not query:
             raise ToolError("the query is empty; give some words to search for.")
@@ -184,7 +187,7 @@ class SearchEnv(TextEnv):
         return "\n".join(head) + "\n\n" + pages[page - 1] + self._budget_note()
 
     @tool
-    def answer(self, text: str, citations: list[str] | None = None) -> str:
+    def answer(self, text: str, citations: list[str] | str | None = None) -> str:
         """Submit the final answer; this ends the episode.
 
         Args:
@@ -194,7 +197,9 @@ class SearchEnv(TextEnv):
         text = " ".join(str(text).split())
         if not text:
             raise ToolError("the answer is empty.")
-        citations = [str(c).strip() for c in (citations or []) if str(c).strip()][:50]
+        if isinstance(citations, str):  # small models often send "A, B" instead of ["A", "B"]
+            citations = citations.split(",")
+        citations = [str(c).strip().strip("[]") for c in (citations or []) if str(c).strip()][:50]
         assert self.task is not None
         reward, metrics = score_answer(
             text, citations, self.task.reference, self._doc_text, self.reward_config

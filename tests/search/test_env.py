@@ -160,3 +160,19 @@ def test_suites_load_and_draw_test_tasks(suite_name):
         assert len(tasks) == entry.num_tasks
         expected = {t.id for t in wiki_task_set(entry.kwargs.get("task_set", suite_name.split("_")[1]), "test")}
         assert {t.id for t in tasks} <= expected
+
+
+def test_lenient_answer_arguments(small_env):
+    small_env.reset(seed=0)
+    _, reward, term, _, info = small_env.step(call("answer", text="Louvre", citations="leo, mona, [louvre]"))
+    assert term and reward == 1.0 and info["citations"] == ["leo", "mona", "louvre"]
+    small_env.reset(seed=0)
+    _, reward, term, _, info = small_env.step("answer[Louvre]")
+    assert term and info["success"] and reward == 0.5
+
+
+def test_custom_index_needs_tasks(small_docs):
+    from agentgym.errors import UserError
+
+    with pytest.raises(UserError):
+        SearchEnv(index=Bm25sIndex.from_documents(small_docs))
