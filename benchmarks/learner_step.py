@@ -1,0 +1,225 @@
+"""One GRPO step, agentgym's learner vs TRL's GRPOTrainer: same model, batch and data.
+
+Work per step (both sides): 8 chat prompts x 8 sampled completions (64) of up to 32 new
+tokens at temperature 1 from SmolLM2-135M-Instruct on CPU in fp32, a deterministic
+reward, group-relative advantages, one AdamW update on all weights, no reference
+model. Each side runs in its own process (peak RSS is that process's own); TRL lives in
+its own virtualenv ``.bench-venv-trl`` (created here with ``torch==2.13.0`` and ``trl``;
+never a dependency of agentgym).
+
+    python benchmarks/learner_step.py [--steps 3] [--skip-trl]
+
+Prints per-side medians and, last, one JSON line with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRL_VENV = ROOT / ".bench-venv-trl"
+PROMPTS = [
+    "Describe a maze in one sentence.",
+    "Which way should I go to leave a dark room?",
+    "Name three colours of boxes in a warehouse.",
+    "Give a short tip for solving puzzles.",
+    "What is the opposite of left?",
+    "Write a short greeting for a robot.",
+    "How many steps does it take to cross a small room?",
+    "Say something about walls.",
+]
+GROUP = 8
+MAX_NEW = 32
+LR = 1e-6
+
+
+def reward_of(text: str) -> float:
+    """Deterministic, varied reward: distinct lowercase letters used, capped at 1."""
+    return min(1.0, len({c for c in text.lower() if c.isalpha()}) / 20.0)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+# ----------------------------------------------------------------------------- agentgym
+def run_ours(model_path: str, steps: int) -> dict:
+    import asyncio
+
+    import torch
+
+    from agentgym.policy.base import GenerationRequest, SamplingParams
+    from agentgym.policy.hf import HFPolicy
+    from agentgym.train.advantages import Sample, group_advantages
+    from agentgym.train.config import AlgorithmConfig, TrainerConfig
+    from agentgym.train.learner import Learner
+
+    torch.manual_seed(0)
+    policy = HFPolicy(model_path)
+    learner = Learner(
+        policy.model,  # shared with the rollout policy: no weight copy
+        TrainerConfig(lr=LR, micro_batch_tokens=8192, logprob_chunk=512, steps=steps),
+        AlgorithmConfig(),
+        temperature=1.0,
+        pad_id=policy.pad_id,
+    )
+    messages = [[{"role": "user", "content": p}] for p in PROMPTS]
+    prompt_ids = [policy.renderer.initial(m) for m in messages]
+    params = SamplingParams(temperature=1.0, max_tokens=MAX_NEW, n=GROUP)
+    records = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        results = asyncio.run(policy.generate([GenerationRequest(prompt_ids=p, params=params) for p in prompt_ids]))
+        t1 = time.perf_counter()
+        samples = []
+        for ids, completions in zip(prompt_ids, results):
+            advs = group_advantages([reward_of(c.text) for c in completions])
+            for c, adv in zip(completions, advs):
+                n_prompt = len(ids)
+                tokens = ids + c.token_ids
+                mask = [0] * n_prompt + [1] * len(c.token_ids)
+                import numpy as np
+
+                samples.append(Sample(tokens, mask, [0.0] * n_prompt + c.logprobs,
+                                      np.asarray(mask, dtype=np.float32) * float(adv)))
+        m = learner.step(samples, update_lock=policy.lock)
+        t2 = time.perf_counter()
+        records.append({
+            "step_s": t2 - t0, "generation_s": t1 - t0, "train_s": t2 - t1,
+            "forward_s": m["time/forward_s"], "backward_s": m["time/backward_s"],
+            "completion_tokens": m["tokens/trained"],
+        })
+    return summarise("agentgym", records)
+
+
+# ----------------------------------------------------------------------------- TRL
+def run_trl(model_path: str, steps: int) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in PROMPTS] * (steps + 2))
+    tokens_seen: list[int] = []
+
+    def reward(completions, **kwargs):
+        texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+        tokens_seen.append(sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts))
+        return [reward_of(t) for t in texts]
+
+    class Timer(TrainerCallback):
+        def __init__(self):
+            self.starts, self.ends = [], []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.starts.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+    timer = Timer()
+    config = GRPOConfig(
+        output_dir=str(ROOT / ".bench-trl-out"),
+        per_device_train_batch_size=len(PROMPTS) * GROUP,
+        gradient_accumulation_steps=1,
+        num_generations=GROUP,
+        max_completion_length=MAX_NEW,
+        temperature=1.0,
+        learning_rate=LR,
+        beta=0.0,
+        max_steps=steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        dataloader_num_workers=0,
+        shuffle_dataset=False,
+    )
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=reward, args=config,
+                          train_dataset=data, callbacks=[timer])
+    trainer.train()
+    records = []
+    for i, (s, e) in enumerate(zip(timer.starts, timer.ends)):
+        records.append({"step_s": e - s, "completion_tokens": tokens_seen[i] if i < len(tokens_seen) else 0})
+    return summarise("trl", records)
+
+
+# ----------------------------------------------------------------------------- driver
+def summarise(name: str, records: list[dict]) -> dict:
+    out = {"name": name, "steps": len(records), "peak_rss_gb": round(peak_rss_gb(), 3)}
+    for key in records[0]:
+        out[key] = statistics.median(r[key] for r in records)
+    out["tokens_per_s"] = statistics.median(r["completion_tokens"] / r["step_s"] for r in records)
+    out["per_step"] = records
+    return out
+
+
+def ensure_trl_venv() -> Path:
+    python = TRL_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import trl, torch; assert torch.__version__.startswith('2.13.0')"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    print(f"creating {TRL_VENV} with torch==2.13.0 and trl ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(TRL_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0", "trl", "datasets"], check=True)
+    return python
+
+
+def child(python: str, side: str, model_path: str, steps: int) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--skip-trl", action="store_true")
+    parser.add_argument("--child", choices=["ours", "trl"])
+    parser.add_argument("--model")
+    args = parser.parse_args()
+    if args.child:
+        result = run_ours(args.model, args.steps) if args.child == "ours" else run_trl(args.model, args.steps)
+        print(json.dumps(result))
+        return
+    from agentgym.policy.default_model import resolve_model
+
+    model_path = str(resolve_model("default"))
+    ours = child(sys.executable, "ours", model_path, args.steps)
+    print(json.dumps({k: v for k, v in ours.items() if k != "per_step"}))
+    headline = {"bench": "learner_step", "model": "SmolLM2-135M-Instruct", "completions": len(PROMPTS) * GROUP,
+                "max_new_tokens": MAX_NEW, "agentgym_step_s": round(ours["step_s"], 2),
+                "agentgym_tokens_per_s": round(ours["tokens_per_s"], 1),
+                "agentgym_peak_rss_gb": ours["peak_rss_gb"]}
+    if not args.skip_trl:
+        trl = child(str(ensure_trl_venv()), "trl", model_path, args.steps)
+        print(json.dumps({k: v for k, v in trl.items() if k != "per_step"}))
+        headline.update({
+            "trl_step_s": round(trl["step_s"], 2),
+            "trl_tokens_per_s": round(trl["tokens_per_s"], 1),
+            "trl_peak_rss_gb": trl["peak_rss_gb"],
+            "speedup": round(trl["step_s"] / ours["step_s"], 2),
+            "tokens_per_s_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
+            "memory_ratio": round(ours["peak_rss_gb"] / trl["peak_rss_gb"], 2),
+        })
+    print(json.dumps(headline))
+
+
+if __name__ == "__main__":
+    main()
