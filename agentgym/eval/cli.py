@@ -15,6 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="policy spec, e.g. scripted:oracle, scripted:random, hf:PATH, openai:URL")
     parser.add_argument("-n", "--samples", type=int, help="samples per task (overrides the suite)")
     parser.add_argument("--num-tasks", type=int, help="tasks per environment (overrides the suite)")
+    parser.add_argument("--max-turns", type=int, help="turn limit per episode (overrides the suite)")
     parser.add_argument("--out", type=Path, help="run directory (default runs/eval/SUITE__POLICY); reruns resume")
     parser.add_argument("--temperature", type=float, help="sampling temperature (overrides the suite)")
     parser.add_argument("--max-tokens", type=int, help="tokens per reply (overrides the suite)")
@@ -39,7 +40,8 @@ def default_out(suite: str, policy: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     if not args.suite or not args.policy:
         raise UserError("give --suite and --policy (e.g. `agentgym eval --suite maze_easy --policy scripted:oracle`).")
-    for flag, value in (("-n", args.samples), ("--num-tasks", args.num_tasks), ("--max-batch", args.max_batch)):
+    for flag, value in (("-n", args.samples), ("--num-tasks", args.num_tasks), ("--max-turns", args.max_turns),
+                        ("--max-batch", args.max_batch)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1.")
     from agentgym.eval.runner import evaluate
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.policy,
         samples=args.samples,
         num_tasks=args.num_tasks,
+        max_turns=args.max_turns,
         out_dir=out,
         config=config,
         temperature=args.temperature,

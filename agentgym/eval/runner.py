@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ async def aevaluate(
     *,
     samples: int | None = None,
     num_tasks: int | None = None,
+    max_turns: int | None = None,
     out_dir: str | Path | None = None,
     config: RolloutConfig | None = None,
     engine: RolloutEngine | None = None,
@@ -82,7 +83,7 @@ async def aevaluate(
     (``scripted:oracle``, ``hf:PATH``...). The learner passes its own ``engine`` (sharing
     the batching queue and policy version) for periodic evaluation.
     """
-    suite = load_suite(suite).with_overrides(samples=samples, num_tasks=num_tasks)
+    suite = load_suite(suite).with_overrides(samples=samples, num_tasks=num_tasks, max_turns=max_turns)
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):
@@ -94,7 +95,7 @@ async def aevaluate(
         plan = await asyncio.to_thread(_plan, suite, sampling)
         done: dict[Key, Trajectory] = {}
         if out is not None:
-            done = await asyncio.to_thread(_prepare_out_dir, out, suite, policy_label)
+            done = await asyncio.to_thread(_prepare_out_dir, out, suite, policy_label, sampling)
         todo = [s for s in plan if _key(s) not in done or done[_key(s)].status == "failed"]
         owns_engine = engine is None
         if engine is None:
@@ -157,19 +158,31 @@ def _stable_seed(key: Key) -> int:
     return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
-def _prepare_out_dir(out: Path, suite: Suite, policy_label: str) -> dict[Key, Trajectory]:
-    """Create the run directory or check it holds the same run; return finished episodes."""
+def _prepare_out_dir(out: Path, suite: Suite, policy_label: str, sampling: Any) -> dict[Key, Trajectory]:
+    """Create the run directory or check it holds the same run; return finished episodes.
+
+    More tasks or samples extend a run; other settings that change episodes (policy,
+    sampling, turn limits, env arguments) would mix two experiments and are refused.
+    """
     out.mkdir(parents=True, exist_ok=True)
     info_path = out / RUN_INFO
+    info = {
+        "suite": suite.name,
+        "policy": policy_label,
+        "sampling": asdict(sampling),
+        "envs": {e.name: {"id": e.id, "kwargs": e.env_kwargs(), "split": e.split, "seed": e.seed} for e in suite.envs},
+    }
     if info_path.exists():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        if info.get("suite") != suite.name or info.get("policy") != policy_label:
+        old = json.loads(info_path.read_text(encoding="utf-8"))
+        changed = [k for k in ("suite", "policy", "sampling") if old.get(k) != info[k]]
+        changed += [f"envs.{n}" for n, e in info["envs"].items() if n in old.get("envs", {}) and old["envs"][n] != e]
+        if changed:
             raise UserError(
-                f"{out} holds a run of suite {info.get('suite')!r} with policy {info.get('policy')!r}; "
-                "pass another --out to start a new run."
+                f"{out} holds a run of suite {old.get('suite')!r} with policy {old.get('policy')!r} and other "
+                f"settings ({', '.join(changed)} differ); pass another --out to start a new run."
             )
-    else:
-        info_path.write_text(json.dumps({"suite": suite.name, "policy": policy_label}, indent=2), encoding="utf-8")
+        info["envs"] = {**old.get("envs", {}), **info["envs"]}
+    info_path.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
     (out / "suite.yaml").write_text(_suite_yaml(suite), encoding="utf-8")
     path = out / TRAJECTORIES
     if not path.exists():

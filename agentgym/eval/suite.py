@@ -92,9 +92,13 @@ class Suite(BaseModel):
         values = {**self.sampling, **{k: v for k, v in overrides.items() if v is not None}}
         return SamplingParams(**values)
 
-    def with_overrides(self, *, samples: int | None = None, num_tasks: int | None = None) -> "Suite":
-        """A copy with every entry's samples and/or number of tasks replaced."""
+    def with_overrides(
+        self, *, samples: int | None = None, num_tasks: int | None = None, max_turns: int | None = None
+    ) -> "Suite":
+        """A copy with every entry's samples, number of tasks and/or turn limit replaced."""
         update: dict[str, Any] = {}
+        if max_turns is not None:
+            update["max_turns"] = max_turns
         if samples is not None:
             update["samples"] = samples
         if num_tasks is not None:

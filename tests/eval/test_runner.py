@@ -112,6 +112,12 @@ def test_out_dir_of_another_policy_is_refused(suite_file, tmp_path):
     other.name = "someone-else"
     with pytest.raises(UserError, match="another --out"):
         evaluate(suite_file, other, out_dir=tmp_path / "run", progress=False)
+    with pytest.raises(UserError, match="sampling"):
+        evaluate(suite_file, OraclePolicy(), out_dir=tmp_path / "run", temperature=0.5, progress=False)
+    with pytest.raises(UserError, match="envs.one-turn"):
+        evaluate(suite_file, OraclePolicy(), out_dir=tmp_path / "run", max_turns=3, progress=False)
+    more = evaluate(suite_file, OraclePolicy(), out_dir=tmp_path / "run", num_tasks=2, samples=2, progress=False)
+    assert more.results["episodes_resumed"] == 2 and more.results["overall"]["episodes"] == 8
 
 
 def test_compare_and_show_cli(suite_file, tmp_path, capsys):
