@@ -48,10 +48,14 @@ def show_command(args: argparse.Namespace) -> int:
     if not chosen:
         raise UserError("no trajectory matches; drop the filter or check the id.")
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    for traj in chosen[: max(1, args.limit)]:
-        render(traj, sys.stdout, colour=colour, max_chars=args.max_chars)
-    if len(chosen) > args.limit:
-        print(f"... {len(chosen) - args.limit} more (raise --limit)")
+    try:
+        for traj in chosen[: max(1, args.limit)]:
+            render(traj, sys.stdout, colour=colour, max_chars=args.max_chars)
+        if len(chosen) > args.limit:
+            print(f"... {len(chosen) - args.limit} more (raise --limit)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
