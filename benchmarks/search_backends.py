@@ -58,7 +58,9 @@ def _build_worker(backend: str, corpus_path: str, folder: str, out) -> None:
     docs = read_corpus(corpus_path)
     start = time.perf_counter()
     build_index(docs, folder, backend.partition("-")[0], K1, B, **_options(backend)).close()
-    out.put({"build_s": time.perf_counter() - start, "disk_mb": _dir_mb(Path(folder) / backend.partition("-")[0])})
+    out.put(
+        {"build_s": time.perf_counter() - start, "disk_mb": _dir_mb(Path(folder) / backend.partition("-")[0])}
+    )
 
 
 def _rank_bm25_runner(corpus_path: str):
@@ -150,11 +152,19 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200_000, help="size of the generated corpus")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rank-bm25-queries", type=int, nargs=2, default=(100, 20), metavar=("WIKI", "SYNTHETIC"))
+    parser.add_argument(
+        "--rank-bm25-queries", type=int, nargs=2, default=(100, 20), metavar=("WIKI", "SYNTHETIC")
+    )
     parser.add_argument("--skip-lucene", action="store_true")
     args = parser.parse_args()
 
-    from envs.search.corpus import read_corpus, sample_queries, synthetic_corpus, wikipedia_corpus_path, write_corpus
+    from envs.search.corpus import (
+        read_corpus,
+        sample_queries,
+        synthetic_corpus,
+        wikipedia_corpus_path,
+        write_corpus,
+    )
 
     backends = ["bm25s", "bm25s-numpy", "lucene", "rank_bm25"]
     if args.skip_lucene:
@@ -162,11 +172,14 @@ def main() -> None:
     big = f"synthetic{args.docs // 1000}k"
     rows: dict[tuple[str, str], dict] = {}
     tops: dict[str, list] = {}
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
     with tempfile.TemporaryDirectory(prefix="agentgym-bench-") as tmp:
         synthetic = Path(tmp) / f"{big}.jsonl"
         write_corpus(synthetic_corpus(args.docs, seed=0), synthetic)
-        corpora = (("wiki", wikipedia_corpus_path(), args.rank_bm25_queries[0]), (big, synthetic, args.rank_bm25_queries[1]))
+        corpora = (
+            ("wiki", wikipedia_corpus_path(), args.rank_bm25_queries[0]),
+            (big, synthetic, args.rank_bm25_queries[1]),
+        )
         for corpus_name, path, n_rank in corpora:
             docs = read_corpus(path)
             queries = sample_queries(docs, args.queries, seed=1)
@@ -180,9 +193,16 @@ def main() -> None:
                 folders[backend] = str(Path(tmp) / f"{corpus_name}-{backend}")
                 built[backend] = _in_process(_build_worker, backend, str(path), folders[backend])
             keep = len(queries) if corpus_name == "wiki" else 0
-            searched = _in_process(_search_worker, backends, folders, str(path), queries, n_rank, args.rounds, keep)
+            searched = _in_process(
+                _search_worker, backends, folders, str(path), queries, n_rank, args.rounds, keep
+            )
             for backend in backends:
-                row = {**searched[backend], **built.get(backend, {"disk_mb": None}), "corpus": corpus_name, "docs": n_docs}
+                row = {
+                    **searched[backend],
+                    **built.get(backend, {"disk_mb": None}),
+                    "corpus": corpus_name,
+                    "docs": n_docs,
+                }
                 tops[f"{corpus_name}/{backend}"] = row.pop("top10")
                 rows[(corpus_name, backend)] = row
                 print(
@@ -197,16 +217,22 @@ def main() -> None:
     for (corpus, backend), row in rows.items():
         for metric in ("single_qps", "batch_qps", "build_s", "rss_mb"):
             value = row[metric]
-            headline[f"{corpus}_{backend.replace('-', '_')}_{metric}"] = None if value is None else round(value, 2)
+            headline[f"{corpus}_{backend.replace('-', '_')}_{metric}"] = (
+                None if value is None else round(value, 2)
+            )
     if "lucene" in backends:
         overlap = overlap_at_10(tops["wiki/bm25s"], tops["wiki/lucene"])
-        print(f"bm25s vs Lucene mean overlap@10 on {len(tops['wiki/bm25s'])} Wikipedia queries: {overlap:.4f}")
+        print(
+            f"bm25s vs Lucene mean overlap@10 on {len(tops['wiki/bm25s'])} Wikipedia queries: {overlap:.4f}"
+        )
         headline["wiki_overlap_at_10_bm25s_vs_lucene"] = round(overlap, 4)
         ratio = rows[(big, "bm25s")]["single_qps"] / rows[(big, "lucene")]["single_qps"]
         headline[f"{big}_single_qps_ratio_bm25s_vs_lucene"] = round(ratio, 2)
         print(f"single-query QPS at {args.docs:,} docs: bm25s / Lucene = {ratio:.2f}x")
     n = len(tops["wiki/rank_bm25"])
-    headline["wiki_overlap_at_10_bm25s_vs_rank_bm25"] = round(overlap_at_10(tops["wiki/bm25s"][:n], tops["wiki/rank_bm25"]), 4)
+    headline["wiki_overlap_at_10_bm25s_vs_rank_bm25"] = round(
+        overlap_at_10(tops["wiki/bm25s"][:n], tops["wiki/rank_bm25"]), 4
+    )
     print(json.dumps(headline))
 
 

@@ -16,8 +16,41 @@ from functools import lru_cache
 
 # org.apache.lucene.analysis.en.EnglishAnalyzer.ENGLISH_STOP_WORDS_SET
 LUCENE_ENGLISH_STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
-    "these they this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 
 _MAX_TOKEN_LENGTH = 255  # StandardTokenizer's default; longer runs are split
@@ -86,7 +119,7 @@ def _clean(tokens: list[str]) -> list[str]:
         if start is None:
             continue
         if start.start() and tok[0] != "_":  # marks with nothing before them belong to no word
-            tok = tok[start.start():]
+            tok = tok[start.start() :]
         while len(tok) > _MAX_TOKEN_LENGTH:
             out.append(tok[:_MAX_TOKEN_LENGTH])
             tok = tok[_MAX_TOKEN_LENGTH:]

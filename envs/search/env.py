@@ -70,7 +70,10 @@ class SearchEnv(TextEnv):
         self.page_chars = max(200, int(page_chars))
         self.max_tool_calls = int(max_tool_calls)
         self.reward_config = RewardConfig(
-            answer_metric, float(answer_weight), float(citation_weight), float(unsupported_penalty),
+            answer_metric,
+            float(answer_weight),
+            float(citation_weight),
+            float(unsupported_penalty),
             bool(gate_citations_on_answer),
         )
         split = kwargs.get("split", "train")
@@ -82,7 +85,9 @@ class SearchEnv(TextEnv):
                 kwargs["tasks"] = load_tasks(kwargs["tasks"])
         else:
             if index is not None:
-                raise UserError("a custom index needs its own tasks: pass tasks= (a JSONL file or a list of Task).")
+                raise UserError(
+                    "a custom index needs its own tasks: pass tasks= (a JSONL file or a list of Task)."
+                )
             from envs.search.tasks import wiki_task_set
 
             tasks = wiki_task_set(task_set, split, self.seed)
@@ -128,7 +133,9 @@ class SearchEnv(TextEnv):
 
     def _spend(self) -> None:
         if self.tool_calls >= self.max_tool_calls:
-            raise ToolError(f"the budget of {self.max_tool_calls} search/open calls is used up; call answer now.")
+            raise ToolError(
+                f"the budget of {self.max_tool_calls} search/open calls is used up; call answer now."
+            )
         self.tool_calls += 1
 
     def _budget_note(self) -> str:
@@ -205,8 +212,12 @@ class SearchEnv(TextEnv):
             text, citations, self.task.reference, self._doc_text, self.reward_config
         )
         metrics.update(
-            answer=text, citations=citations, tool_calls=self.tool_calls,
-            searches=len(self._searched), opened=len(self._opened), progress=self.progress(),
+            answer=text,
+            citations=citations,
+            tool_calls=self.tool_calls,
+            searches=len(self._searched),
+            opened=len(self._opened),
+            progress=self.progress(),
         )
         self._answered = True
         self.finish(reward, bool(metrics["exact_match"] >= 1.0), **metrics)
@@ -260,7 +271,11 @@ class SearchEnv(TextEnv):
             if target in self._opened:
                 continue
             query = hop.get("title") or self.task.inputs["question"]
-            if query not in self._searched and target not in self._seen and self.tool_calls + 2 <= self.max_tool_calls:
+            if (
+                query not in self._searched
+                and target not in self._seen
+                and self.tool_calls + 2 <= self.max_tool_calls
+            ):
                 return _call("search", {"query": query, "k": self.search_k})
             if self.tool_calls < self.max_tool_calls:
                 return _call("open", {"doc_id": target})
@@ -273,7 +288,11 @@ class SearchEnv(TextEnv):
 
 
 def _call(name: str, arguments: dict) -> str:
-    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False) + "</tool_call>"
+    return (
+        "<tool_call>"
+        + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+        + "</tool_call>"
+    )
 
 
 def _paginate(text: str, size: int) -> list[str]:

@@ -70,10 +70,17 @@ def _extract_jar_from_pyserini(dest: Path) -> None:
 
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         cmd = [
-            _python(), "-m", "pip", "download", "--no-deps", "--quiet",
-            f"pyserini=={PYSERINI_VERSION}", "-d", tmp,
+            _python(),
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            f"pyserini=={PYSERINI_VERSION}",
+            "-d",
+            tmp,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise UserError(
                 f"could not download pyserini=={PYSERINI_VERSION} to get the Anserini jar "
@@ -125,8 +132,16 @@ def start_jvm(heap: str = DEFAULT_HEAP) -> None:
 
 def run_java(main_class: str, args: list[str], heap: str = DEFAULT_HEAP) -> str:
     """Run a Java main class from the Anserini jar in a child JVM; return its output."""
-    cmd = [str(java_executable()), f"-Xmx{heap}", *quiet_options(), "-cp", str(anserini_jar()), main_class, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [
+        str(java_executable()),
+        f"-Xmx{heap}",
+        *quiet_options(),
+        "-cp",
+        str(anserini_jar()),
+        main_class,
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip()[-1500:]
         raise RuntimeError(f"{main_class} failed with exit code {proc.returncode}:\n{tail}")

@@ -28,13 +28,19 @@ GENERATOR_VERSION = 2
 VAGUE_TOPICS = frozenset({"", "Uncategorized"})
 
 
-def _hop_clue(parent: str, target: Document, graph: dict[str, list[str]], by_id: dict[str, Document]) -> dict | None:
+def _hop_clue(
+    parent: str, target: Document, graph: dict[str, list[str]], by_id: dict[str, Document]
+) -> dict | None:
     """The vaguest clue that singles out ``target`` among ``parent``'s mentions, if any."""
     siblings = [by_id[t] for t in graph[parent]]
     if target.topic not in VAGUE_TOPICS and sum(s.topic == target.topic for s in siblings) == 1:
         return {"kind": "topic", "value": target.topic, "text": f'has the topic "{target.topic}"'}
     if target.description and sum(s.description == target.description for s in siblings) == 1:
-        return {"kind": "description", "value": target.description, "text": f'is described as "{target.description}"'}
+        return {
+            "kind": "description",
+            "value": target.description,
+            "text": f'is described as "{target.description}"',
+        }
     return None
 
 
@@ -45,7 +51,9 @@ def compose_question(anchor: Document, clues: Sequence[dict]) -> str:
         whose = "its summary" if i == 0 else "that article's summary"
         last = i == len(clues) - 1
         sentence = f"Among the articles {whose} mentions by title, exactly one {clue['text']}"
-        parts.append(sentence + (". Which article is that? Answer with its title." if last else "; go to it."))
+        parts.append(
+            sentence + (". Which article is that? Answer with its title." if last else "; go to it.")
+        )
     return " ".join(parts)
 
 
@@ -113,7 +121,13 @@ class MultiHopGenerator:
     def make_task(self, chain: list[str], clues: list[dict], seed: int) -> Task:
         docs = [self.by_id[c] for c in chain]
         question = compose_question(docs[0], clues)
-        hops = [{"evidence": [docs[0].id], "title": docs[0].title, "clue": f'described as "{docs[0].description}"'}]
+        hops = [
+            {
+                "evidence": [docs[0].id],
+                "title": docs[0].title,
+                "clue": f'described as "{docs[0].description}"',
+            }
+        ]
         for parent, doc, clue in zip(docs, docs[1:], clues):
             hops.append({"evidence": [doc.id], "title": doc.title, "clue": clue["text"], "via": parent.id})
         digest = hashlib.sha256("|".join(chain).encode()).hexdigest()[:12]
@@ -145,7 +159,9 @@ class MultiHopGenerator:
             if hop > 0:
                 tiers[0] = [t for t in self.graph[chain[hop - 1]] if t not in used][:per_tier]
             query = f"{doc.title} {doc.description}"
-            tiers[1] = [i for i, _ in self.index.search_ids(query, per_tier + len(chain) + 3) if i not in used]
+            tiers[1] = [
+                i for i, _ in self.index.search_ids(query, per_tier + len(chain) + 3) if i not in used
+            ]
             same_topic = self._by_topic.get(doc.topic, [])
             rng = random.Random(f"{doc_id}-distractors")
             picks = rng.sample(same_topic, min(per_tier + len(chain), len(same_topic)))
@@ -157,7 +173,9 @@ class MultiHopGenerator:
                         out.append({"doc_id": i, "tier": tier, "hop": hop + 1})
         return out
 
-    def generate(self, count: int, seed: int = 0, hops: Sequence[int] = (2, 3, 4), max_tries: int = 50) -> list[Task]:
+    def generate(
+        self, count: int, seed: int = 0, hops: Sequence[int] = (2, 3, 4), max_tries: int = 50
+    ) -> list[Task]:
         """``count`` distinct tasks (fewer if the graph runs out), deterministic in ``seed``."""
         rng = random.Random(seed)
         tasks: list[Task] = []

@@ -25,8 +25,15 @@ from envs.search.multihop import accepted_answers
 TRIVIA_PACKAGE = "Red-Trivia"
 TRIVIA_VERSION = "1.1.1"
 TRIVIA_LISTS = (
-    "general", "artandliterature", "sports", "worldcapitals", "uscapitals", "elements", "greekmyth",
-    "computers", "entertainment",
+    "general",
+    "artandliterature",
+    "sports",
+    "worldcapitals",
+    "uscapitals",
+    "elements",
+    "greekmyth",
+    "computers",
+    "entertainment",
 )
 GENERATOR_VERSION = 1
 
@@ -38,7 +45,9 @@ def load_trivia(lists: Sequence[str] = TRIVIA_LISTS) -> list[tuple[str, str, lis
     sdist = download_sdist(TRIVIA_PACKAGE, TRIVIA_VERSION)
     out: list[tuple[str, str, list[str]]] = []
     with tarfile.open(sdist) as tf:
-        members = {m.name.rsplit("/", 1)[-1][: -len(".yaml")]: m for m in tf.getmembers() if m.name.endswith(".yaml")}
+        members = {
+            m.name.rsplit("/", 1)[-1][: -len(".yaml")]: m for m in tf.getmembers() if m.name.endswith(".yaml")
+        }
         for name in lists:
             member = members.get(name)
             if member is None:
@@ -87,7 +96,13 @@ def trivia_tasks(index, corpus_name: str = "corpus", depth: int = 30, max_eviden
                 reference={
                     "answers": answers,
                     "answer_key": gold_norm[0],
-                    "hops": [{"evidence": evidence[:max_evidence], "clue": "a document that states the answer", "any_support": True}],
+                    "hops": [
+                        {
+                            "evidence": evidence[:max_evidence],
+                            "clue": "a document that states the answer",
+                            "any_support": True,
+                        }
+                    ],
                     "distractors": [],
                 },
                 metadata={
@@ -118,7 +133,13 @@ def description_tasks(docs: Sequence[Document], corpus_name: str = "corpus") -> 
                 reference={
                     "answers": accepted_answers(doc),
                     "answer_doc": doc.id,
-                    "hops": [{"evidence": [doc.id], "title": doc.title, "clue": f'described as "{doc.description}"'}],
+                    "hops": [
+                        {
+                            "evidence": [doc.id],
+                            "title": doc.title,
+                            "clue": f'described as "{doc.description}"',
+                        }
+                    ],
                     "distractors": [],
                 },
                 metadata={

@@ -29,7 +29,7 @@ def make_snippet(
         hits = [not query_terms.isdisjoint(terms_of(w)) for w in words]
     best_start, best = 0, -1
     window = sum(hits[:width])
-    for start in range(0, len(words) - width + 1):
+    for start in range(len(words) - width + 1):
         if start:
             window += hits[start + width - 1] - hits[start - 1]
         if window > best:

@@ -84,7 +84,9 @@ def _generate(name: str, seed: int) -> list[Task]:
     if name == "multihop":
         from envs.search.multihop import MultiHopGenerator
 
-        return MultiHopGenerator(load_wikipedia(), wiki_index(), WIKI_CORPUS_NAME).generate(MULTIHOP_POOL, seed)
+        return MultiHopGenerator(load_wikipedia(), wiki_index(), WIKI_CORPUS_NAME).generate(
+            MULTIHOP_POOL, seed
+        )
     if name == "trivia":
         from envs.search.singlehop import trivia_tasks
 
@@ -108,7 +110,11 @@ def wiki_task_set(name: str, split: str | None = None, seed: int = 0) -> list[Ta
     if name not in TASK_SETS:
         raise UserError(f"unknown search task set {name!r}: choose one of {', '.join(TASK_SETS)}.")
     seeded = name in ("multihop", "singlehop")
-    path = search_cache_dir() / "tasks" / f"{WIKI_CORPUS_NAME}-{name}{f'-seed{seed}' if seeded else ''}-v{TASKS_VERSION}.jsonl"
+    path = (
+        search_cache_dir()
+        / "tasks"
+        / f"{WIKI_CORPUS_NAME}-{name}{f'-seed{seed}' if seeded else ''}-v{TASKS_VERSION}.jsonl"
+    )
     with _LOCK:
         cached = path.is_file()
     if cached:

@@ -13,22 +13,62 @@ import pytest
 from envs.search.corpus import Document
 
 SMALL = [
-    Document("paris", "Paris", "Paris is the capital and largest city of France. The Louvre is in Paris.",
-             "Capital of France", "Geography"),
-    Document("france", "France", "France is a country in Western Europe. Its capital is Paris. France's cuisine is famous.",
-             "Country in Western Europe", "Geography"),
-    Document("louvre", "Louvre", "The Louvre is the world's most-visited art museum, in Paris, France. It holds the Mona Lisa.",
-             "Art museum in Paris", "Arts"),
-    Document("mona", "Mona Lisa", "The Mona Lisa is a portrait painting by Leonardo da Vinci, kept at the Louvre.",
-             "Painting by Leonardo da Vinci", "Arts"),
-    Document("leo", "Leonardo da Vinci", "Leonardo da Vinci was an Italian polymath of the High Renaissance who painted the Mona Lisa.",
-             "Italian Renaissance polymath", "People"),
-    Document("rome", "Rome", "Rome is the capital city of Italy. It was the centre of the Roman Empire.",
-             "Capital of Italy", "Geography"),
-    Document("italy", "Italy", "Italy is a country in Southern Europe. Rome is its capital; Leonardo da Vinci was born there.",
-             "Country in Southern Europe", "Geography"),
-    Document("tech", "Technology", "Technology is the application of knowledge; technologies possibly assembled by engineers.",
-             "Application of knowledge", "Technology"),
+    Document(
+        "paris",
+        "Paris",
+        "Paris is the capital and largest city of France. The Louvre is in Paris.",
+        "Capital of France",
+        "Geography",
+    ),
+    Document(
+        "france",
+        "France",
+        "France is a country in Western Europe. Its capital is Paris. France's cuisine is famous.",
+        "Country in Western Europe",
+        "Geography",
+    ),
+    Document(
+        "louvre",
+        "Louvre",
+        "The Louvre is the world's most-visited art museum, in Paris, France. It holds the Mona Lisa.",
+        "Art museum in Paris",
+        "Arts",
+    ),
+    Document(
+        "mona",
+        "Mona Lisa",
+        "The Mona Lisa is a portrait painting by Leonardo da Vinci, kept at the Louvre.",
+        "Painting by Leonardo da Vinci",
+        "Arts",
+    ),
+    Document(
+        "leo",
+        "Leonardo da Vinci",
+        "Leonardo da Vinci was an Italian polymath of the High Renaissance who painted the Mona Lisa.",
+        "Italian Renaissance polymath",
+        "People",
+    ),
+    Document(
+        "rome",
+        "Rome",
+        "Rome is the capital city of Italy. It was the centre of the Roman Empire.",
+        "Capital of Italy",
+        "Geography",
+    ),
+    Document(
+        "italy",
+        "Italy",
+        "Italy is a country in Southern Europe. Rome is its capital; Leonardo da Vinci was born there.",
+        "Country in Southern Europe",
+        "Geography",
+    ),
+    Document(
+        "tech",
+        "Technology",
+        "Technology is the application of knowledge; technologies possibly assembled by engineers.",
+        "Application of knowledge",
+        "Technology",
+    ),
 ]
 
 

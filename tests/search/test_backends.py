@@ -49,7 +49,16 @@ def reference_bm25(docs, query, k1=0.9, b=0.4):
 
 def test_lucene_norm_quantisation_matches_smallfloat():
     # SmallFloat.intToByte4/byte4ToInt: exact below 24, then 3 bits of mantissa.
-    assert list(lucene_quantized_lengths([0, 1, 23, 24, 25, 40, 100, 1000])) == [0, 1, 23, 24, 25, 40, 96, 984]
+    assert list(lucene_quantized_lengths([0, 1, 23, 24, 25, 40, 100, 1000])) == [
+        0,
+        1,
+        23,
+        24,
+        25,
+        40,
+        96,
+        984,
+    ]
 
 
 def test_bm25s_scores_are_lucene_bm25(small_docs):
@@ -128,14 +137,18 @@ def test_lucene_backend_matches_bm25s_on_small_corpus(tmp_path, small_docs):
     lucene = build_index(corpus, tmp_path / "lucene", "lucene")
     bm25s = build_index(corpus, tmp_path / "bm25s", "bm25s")
     reloaded = load_index(tmp_path / "lucene")
-    queries = ["capital of France", "Mona Lisa", "Leonardo da Vinci Italy"] + sample_queries(bm25s.docs, 50, seed=2)
+    queries = ["capital of France", "Mona Lisa", "Leonardo da Vinci Italy"] + sample_queries(
+        bm25s.docs, 50, seed=2
+    )
     for q in queries:
         a, b = bm25s.search_ids(q, 5), lucene.search_ids(q, 5)
         assert [d for d, _ in a] == [d for d, _ in b] or overlap_at_k([a], [b]) >= 0.8, q
         for (_, sa), (_, sb) in zip(a, b):
             assert sa == pytest.approx(sb, rel=1e-3, abs=1e-3)
     assert reloaded.batch_search_ids(queries, 5, threads=2) == [lucene.search_ids(q, 5) for q in queries]
-    assert [h.doc_id for h in reloaded.search("Louvre museum", 2)] == [h.doc_id for h in bm25s.search("Louvre museum", 2)]
+    assert [h.doc_id for h in reloaded.search("Louvre museum", 2)] == [
+        h.doc_id for h in bm25s.search("Louvre museum", 2)
+    ]
     reloaded.close()
     lucene.close()
 

@@ -19,7 +19,11 @@ TASK = Task(
     reference={
         "answers": ["Louvre"],
         "hops": [
-            {"evidence": ["leo"], "title": "Leonardo da Vinci", "clue": 'described as "Italian Renaissance polymath"'},
+            {
+                "evidence": ["leo"],
+                "title": "Leonardo da Vinci",
+                "clue": 'described as "Italian Renaissance polymath"',
+            },
             {"evidence": ["mona"], "title": "Mona Lisa", "clue": "is a painting", "via": "leo"},
             {"evidence": ["louvre"], "title": "Louvre", "clue": "is a museum", "via": "mona"},
         ],
@@ -33,7 +37,9 @@ def call(name: str, **arguments) -> str:
 
 @pytest.fixture()
 def small_env(small_docs):
-    return SearchEnv(tasks=[TASK], index=Bm25sIndex.from_documents(small_docs), max_tool_calls=6, page_chars=200)
+    return SearchEnv(
+        tasks=[TASK], index=Bm25sIndex.from_documents(small_docs), max_tool_calls=6, page_chars=200
+    )
 
 
 def run_oracle(env: SearchEnv, task: Task) -> tuple[float, dict]:
@@ -54,7 +60,11 @@ def test_registered_ids():
 
 def test_tools_and_observations(small_env):
     obs, info = small_env.reset(seed=0)
-    assert "Which museum" in obs["content"] and {t["function"]["name"] for t in info["tools"]} == {"search", "open", "answer"}
+    assert "Which museum" in obs["content"] and {t["function"]["name"] for t in info["tools"]} == {
+        "search",
+        "open",
+        "answer",
+    }
     obs, *_ = small_env.step(call("search", query="Mona Lisa painting", k=3))
     assert obs["role"] == "tool" and obs["content"].splitlines()[1].startswith("1. [mona] Mona Lisa:")
     obs, *_ = small_env.step(call("open", doc_id="Mona Lisa"))  # a title works as well as an id
@@ -85,7 +95,9 @@ def test_tool_call_budget(small_env):
     assert "No search/open calls left" in obs["content"]
     obs, _, _, _, info = small_env.step(call("open", doc_id="paris"))
     assert info["invalid_action"] and "budget" in obs["content"]
-    _, reward, term, _, info = small_env.step(call("answer", text="Louvre", citations=["leo", "mona", "louvre"]))
+    _, reward, term, _, info = small_env.step(
+        call("answer", text="Louvre", citations=["leo", "mona", "louvre"])
+    )
     assert term and reward == 1.0 and info["success"]
 
 
@@ -113,7 +125,7 @@ def test_no_citations_no_citation_reward(small_env):
 
 def test_plain_text_is_an_invalid_action_not_a_crash(small_env):
     small_env.reset(seed=0)
-    obs, reward, term, trunc, info = small_env.step("I think it is the Louvre.")
+    obs, _, term, _, info = small_env.step("I think it is the Louvre.")
     assert info["invalid_action"] and not term and "answer" in obs["content"]
 
 
@@ -158,7 +170,9 @@ def test_suites_load_and_draw_test_tasks(suite_name):
     for entry in suite.envs:
         tasks = suite_tasks(entry, suite)
         assert len(tasks) == entry.num_tasks
-        expected = {t.id for t in wiki_task_set(entry.kwargs.get("task_set", suite_name.split("_")[1]), "test")}
+        expected = {
+            t.id for t in wiki_task_set(entry.kwargs.get("task_set", suite_name.split("_")[1]), "test")
+        }
         assert {t.id for t in tasks} <= expected
 
 

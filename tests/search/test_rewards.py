@@ -27,7 +27,9 @@ def test_states_answer_uses_squad_normalisation():
 
 def test_full_citations_full_reward():
     reward, m = score_answer("the European Union", ["milan", "eu"], REF, text_of)
-    assert reward == 1.0 and m["exact_match"] == 1.0 and m["hop_recall"] == 1.0 and m["citation_reward"] == 1.0
+    assert (
+        reward == 1.0 and m["exact_match"] == 1.0 and m["hop_recall"] == 1.0 and m["citation_reward"] == 1.0
+    )
 
 
 def test_no_citations_no_citation_reward():
@@ -47,7 +49,9 @@ def test_partial_and_unsupported_citations():
 def test_citations_only_pay_with_a_correct_answer():
     reward, m = score_answer("Italy", ["milan", "eu"], REF, text_of)
     assert reward == 0.0 and m["citation_reward"] == 1.0
-    reward, _ = score_answer("Italy", ["milan", "eu"], REF, text_of, RewardConfig(gate_citations_on_answer=False))
+    reward, _ = score_answer(
+        "Italy", ["milan", "eu"], REF, text_of, RewardConfig(gate_citations_on_answer=False)
+    )
     assert reward == 0.5
 
 

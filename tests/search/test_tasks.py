@@ -49,7 +49,7 @@ def test_multihop_chains_are_valid(generator):
         answer_doc = by_id[chain[-1]]
         assert task.reference["answers"][0] == answer_doc.title
         # the answer is supported: the previous hop's text names it
-        words = lambda text: " " + " ".join(re.findall(r"\w+", text)) + " "  # noqa: E731
+        words = lambda text: " " + " ".join(re.findall(r"\w+", text)) + " "
         assert words(base_title(answer_doc.title)) in words(by_id[chain[-2]].contents)
         # distractors are never evidence, and come in tiers
         ids = {d["doc_id"] for d in task.reference["distractors"]}
@@ -70,7 +70,7 @@ def test_splits_never_overlap(name):
     assert len(train) > 500 and len(test) > 50
     assert not {t.id for t in train} & {t.id for t in test}
     assert not {t.inputs["question"] for t in train} & {t.inputs["question"] for t in test}
-    answers = lambda ts: {normalize_answer(a) for t in ts for a in t.reference["answers"][:1]}  # noqa: E731
+    answers = lambda ts: {normalize_answer(a) for t in ts for a in t.reference["answers"][:1]}
     assert not answers(train) & answers(test)
     assert all(task_split(t) == "test" for t in test)
     # the core's content-hash split agrees, so generate_split and eval suites see the same sets

@@ -38,7 +38,9 @@ class SearchIndex(ABC):
 
     backend: ClassVar[str]
 
-    def __init__(self, docs: list[Document], k1: float = DEFAULT_K1, b: float = DEFAULT_B, path: Path | None = None):
+    def __init__(
+        self, docs: list[Document], k1: float = DEFAULT_K1, b: float = DEFAULT_B, path: Path | None = None
+    ):
         self.docs = docs
         self.k1 = k1
         self.b = b
@@ -85,7 +87,9 @@ class SearchIndex(ABC):
         """Ids and scores only: the fast path (benchmarks, agreement checks)."""
         return [(self.docs[r].id, s) for r, s in self._rank([query], k, 1)[0]]
 
-    def batch_search_ids(self, queries: Sequence[str], k: int = 10, threads: int = 1) -> list[list[tuple[str, float]]]:
+    def batch_search_ids(
+        self, queries: Sequence[str], k: int = 10, threads: int = 1
+    ) -> list[list[tuple[str, float]]]:
         return [[(self.docs[r].id, s) for r, s in hits] for hits in self._rank(list(queries), k, threads)]
 
     def search(self, query: str, k: int = 10, snippet_words: int = 30) -> list[SearchHit]:
@@ -175,10 +179,14 @@ def load_index(path: str | Path, **options) -> SearchIndex:
     path = Path(path)
     meta_file = path / "meta.json"
     if not meta_file.is_file():
-        raise UserError(f"{path} is not a search index: build one with `agentgym search index CORPUS.jsonl --out DIR`.")
+        raise UserError(
+            f"{path} is not a search index: build one with `agentgym search index CORPUS.jsonl --out DIR`."
+        )
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != FORMAT_VERSION:
-        raise UserError(f"{path} was built by another version of agentgym: rebuild it with `agentgym search index`.")
+        raise UserError(
+            f"{path} was built by another version of agentgym: rebuild it with `agentgym search index`."
+        )
     cls = _backend_class(meta["backend"])
     docs = read_corpus(path / "docs.jsonl")
     index = cls._open(docs, path / meta["backend"], meta, **options)

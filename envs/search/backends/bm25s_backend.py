@@ -43,7 +43,10 @@ _NUM_FREE_VALUES = 255 - _long_to_int4(2**31 - 1)
 def _lucene_length_table() -> np.ndarray:
     """Lucene's decoded norm for each of the 256 byte values (``SmallFloat.byte4ToInt``)."""
     return np.array(
-        [i if i < _NUM_FREE_VALUES else _NUM_FREE_VALUES + _int4_to_long(i - _NUM_FREE_VALUES) for i in range(256)],
+        [
+            i if i < _NUM_FREE_VALUES else _NUM_FREE_VALUES + _int4_to_long(i - _NUM_FREE_VALUES)
+            for i in range(256)
+        ],
         dtype=np.float64,
     )
 

@@ -38,17 +38,25 @@ class LuceneIndex(SearchIndex):
         with tempfile.TemporaryDirectory(prefix="agentgym-lucene-input-") as tmp:
             # JsonCollection indexes `contents`; we index the title with it, as the bm25s backend does.
             with open(Path(tmp) / "docs.jsonl", "w", encoding="utf-8") as f:
-                for doc in docs:
-                    f.write(json.dumps({"id": doc.id, "contents": doc.text}, ensure_ascii=False) + "\n")
+                f.writelines(
+                    json.dumps({"id": doc.id, "contents": doc.text}, ensure_ascii=False) + "\n"
+                    for doc in docs
+                )
             output = run_java(
                 "io.anserini.index.IndexCollection",
                 [
-                    "-collection", "JsonCollection",
-                    "-generator", "DefaultLuceneDocumentGenerator",
-                    "-input", tmp,
-                    "-index", str(folder),
-                    "-threads", str(threads),
-                    "-memoryBuffer", "512",
+                    "-collection",
+                    "JsonCollection",
+                    "-generator",
+                    "DefaultLuceneDocumentGenerator",
+                    "-input",
+                    tmp,
+                    "-index",
+                    str(folder),
+                    "-threads",
+                    str(threads),
+                    "-memoryBuffer",
+                    "512",
                     "-optimize",
                     "-quiet",
                 ],
