@@ -83,7 +83,9 @@ async def aevaluate(
     (``scripted:oracle``, ``hf:PATH``...). The learner passes its own ``engine`` (sharing
     the batching queue and policy version) for periodic evaluation.
     """
-    suite = load_suite(suite).with_overrides(samples=samples, num_tasks=num_tasks, max_turns=max_turns)
+    suite = (await asyncio.to_thread(load_suite, suite)).with_overrides(
+        samples=samples, num_tasks=num_tasks, max_turns=max_turns
+    )
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):

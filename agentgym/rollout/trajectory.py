@@ -5,6 +5,9 @@ Token-in, token-out: ``token_ids`` is the whole sequence the policy saw and prod
 chat-template tokens), and ``logprobs`` holds the behaviour logprob of each sampled
 token (0.0 elsewhere). Each :class:`Turn` records where its sampled tokens sit
 (``start``/``end`` into ``token_ids``) so turn-level rewards can be placed on them.
+``token_ids`` ends with the last sampled token: the observation that ended the episode is
+in ``messages`` and the last turn, never seen by the policy, so not in the tokens.
+Text-only policies (scripted, OpenAI chat) leave the token fields empty.
 Trajectories stream to JSONL, one per line, and read back unchanged.
 """
 
