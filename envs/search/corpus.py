@@ -11,6 +11,7 @@ committed to this repository.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def read_corpus(path: str | Path) -> list[Document]:
 def write_corpus(docs: Iterable[Document], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.part")  # concurrent writers never collide
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(doc.to_json(), ensure_ascii=False) + "\n" for doc in docs)
     tmp.replace(path)

@@ -88,7 +88,7 @@ def _extract_jar_from_pyserini(dest: Path) -> None:
             )
         archive = next(Path(tmp).iterdir())
         member_suffix = f"resources/jars/{ANSERINI_JAR_NAME}"
-        part = dest.with_suffix(".part")
+        part = dest.with_suffix(f".{os.getpid()}.part")
         if archive.suffix == ".whl":
             with zipfile.ZipFile(archive) as zf:
                 name = next(n for n in zf.namelist() if n.endswith(member_suffix))

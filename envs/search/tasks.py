@@ -12,6 +12,7 @@ under the search cache, keyed by corpus, generator version and seed.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def wiki_task_set(name: str, split: str | None = None, seed: int = 0) -> list[Ta
         tasks = load_tasks(path)
     else:
         tasks = [agree_splits(t) for t in _generate(name, seed)]
-        tmp = path.with_suffix(".part")
+        tmp = path.with_suffix(f".{os.getpid()}.part")  # concurrent writers never collide
         save_tasks(tasks, tmp)
         tmp.replace(path)
     return tasks if split is None else split_tasks(tasks, split)
