@@ -47,7 +47,15 @@ FinishReason = Literal["stop", "length", "error"]
 
 @dataclass
 class Completion:
-    """One sampled continuation: exact token ids, the logprob of each, and the text."""
+    """One sampled continuation: exact token ids, the logprob of each, and the text.
+
+    ``logprobs[i]`` is ``log softmax(logits / T)[token_ids[i]]`` over the whole vocabulary, with
+    ``T = params.temperature`` (``T = 1`` for greedy): what a learner recomputes with
+    ``log_softmax(logits / T)``. Top-p does not change it on hf; vLLM renormalises over the nucleus
+    when ``top_p < 1``, so train with ``top_p = 1``. ``token_ids`` include the end-of-turn token when
+    the policy stopped on it; ``text`` does not (and is cut before a matched stop string).
+    Scripted policies return text only.
+    """
 
     text: str
     token_ids: list[int] = field(default_factory=list)
