@@ -11,7 +11,7 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a YAML config (configs/maze.yaml), or a run folder with --resume")
     parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
+        "overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE",
         help="dotted overrides, e.g. trainer.lr=1e-6 rollout.group_size=8 envs.0.kwargs.preset=easy",
     )
     parser.add_argument("--resume", action="store_true",
@@ -22,10 +22,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+_FLAGS = {"--resume": "resume", "--no-progress": "no_progress", "--print-config": "print_config"}
+
+
 def run(args: argparse.Namespace) -> int:
     from agentgym.errors import UserError
     from agentgym.train.config import load_config
 
+    overrides = []
+    for item in args.overrides:  # flags may also come after the overrides
+        flag = _FLAGS.get(item)
+        if flag:
+            setattr(args, flag, True)
+        elif item.startswith("-"):
+            raise UserError(f"unknown option {item}; see `agentgym train --help`.")
+        else:
+            overrides.append(item)
+    args.overrides = overrides
     source = Path(args.config)
     if source.is_dir():
         if not (source / "config.yaml").is_file():
