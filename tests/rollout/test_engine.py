@@ -1,13 +1,9 @@
 import asyncio
 import json
-from typing import Sequence
-
-import pytest
 
 from agentgym import Task
-from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.base import Completion
 from agentgym.rollout import (
-    ContextBuilder,
     EpisodeSpec,
     Guidance,
     JsonlSink,
