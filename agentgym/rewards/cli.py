@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from agentgym.core.task import load_tasks
     from agentgym.policy.base import SamplingParams
-    from agentgym.rewards.generation import generate_rubrics, reference_solution
+    from agentgym.rewards.generation import reference_solution
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1.")
