@@ -81,3 +81,24 @@ def test_reference_kl_and_checkpoint_round_trip(tmp_path):
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
     for x, y in zip(learner.model.parameters(), clone.model.parameters()):
         torch.testing.assert_close(x, y)
+
+
+def test_lora_trains_only_adapters():
+    pytest.importorskip("peft")
+    from agentgym.train.config import TrainConfig as Run
+    from agentgym.train.pipeline import _apply_lora
+
+    base = tiny_llama()
+    samples = make_samples(base)
+    cfg = Run.model_validate({"envs": [{"id": "maze/v0"}], "model": {"lora": {"r": 4, "alpha": 8}}})
+    model = _apply_lora(copy.deepcopy(base), cfg)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    adapters = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert adapters and all("lora" in n for n in adapters)
+    learner = Learner(model, TrainerConfig(lr=1e-2), AlgorithmConfig())
+    assert learner.parts is not None  # the chunked path still applies under peft
+    learner.step(samples)
+    after = dict(model.named_parameters())
+    assert all(torch.equal(after[n], p) for n, p in frozen.items())
+    assert any(not torch.equal(after[n], p) for n, p in adapters.items())
+    assert set(learner.trainable_state()) == set(adapters)
