@@ -1,13 +1,16 @@
 """Judge throughput: batched + cached judging vs one judgment at a time, same policy, same run.
 
 The policy is the default model (SmolLM2-135M-Instruct) through the ``hf`` backend on
-this machine (``--model`` takes any hf spec, e.g. a tiny test model folder). The
+this machine (``--model`` takes any hf spec; ``--model tiny`` builds the random-weight
+test model, whose replies always run to ``--max-tokens``). The
 workload is the qa/v0 judged criteria applied to each question's reference answer:
 
 * ``sequential`` (the peer: the naive loop most reward code runs): one ``judge()`` call
   per item, awaited one after another, nothing reused;
 * ``batched``: the same items in one ``judge()`` call, sent to the policy in batches;
-* ``cached``: the same call again, answered from the judgment cache;
+* ``cached``: the same call again, answered from the judgment cache (only parsed
+  verdicts are cached: unparseable ones are asked again, so this figure falls with the
+  parse rate — ``cache_hit_fraction`` says how many were hits);
 * ``batched_with_repeats``: a GRPO-like workload where each distinct response appears
   ``--group`` times (identical completions are common in a group): deduplication and
   the cache answer the repeats.
@@ -56,7 +59,14 @@ async def timed(judge: Judge, items: list[JudgeItem], one_at_a_time: bool) -> tu
 async def main(args: argparse.Namespace) -> dict:
     from agentgym.policy.hf import HFPolicy
 
-    policy = HFPolicy(args.model, max_batch_size=args.batch)
+    model = args.model
+    if model == "tiny":  # the random-weight test model: every reply runs to max_tokens and is unparseable
+        import tempfile
+
+        from agentgym.policy.tiny import make_tiny_model
+
+        model = str(make_tiny_model(tempfile.mkdtemp(prefix="agentgym-tiny-")))
+    policy = HFPolicy(model, max_batch_size=args.batch)
     params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     items = workload(args.items)
     repeated = [item for item in items[: max(1, args.items // args.group)] for _ in range(args.group)]
@@ -65,15 +75,16 @@ async def main(args: argparse.Namespace) -> dict:
         return Judge(policy, params=params, batch_size=args.batch, max_concurrency=1, cache=JudgmentCache())
 
     await judge().judge(items[:2])  # warm-up: first forward passes allocate
-    seq, bat, cac, rep, parsed = [], [], [], [], []
+    seq, bat, cac, rep, parsed, hits = [], [], [], [], [], []
     for _ in range(args.repeats):
         s, out = await timed(judge(), items, one_at_a_time=True)
         seq.append(len(items) / s)
         j = judge()
         b, out_b = await timed(j, items, one_at_a_time=False)
         bat.append(len(items) / b)
-        c, _ = await timed(j, items, one_at_a_time=False)
+        c, out_c = await timed(j, items, one_at_a_time=False)
         cac.append(len(items) / c)
+        hits.append(sum(o.cached for o in out_c) / len(out_c))  # only parsed verdicts are cached
         r, _ = await timed(judge(), repeated, one_at_a_time=False)
         rep.append(len(repeated) / r)
         parsed.append(sum(o.status == "ok" for o in out_b) / len(out_b))
@@ -92,12 +103,14 @@ async def main(args: argparse.Namespace) -> dict:
         "batched_with_repeats_judgments_per_s": round(statistics.median(rep), 3),
         "batched_speedup": round(bat_m / seq_m, 2),
         "parsed_fraction": round(statistics.median(parsed), 3),
+        "cache_hit_fraction": round(statistics.median(hits), 3),
     }
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default", help="hf model spec (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--model", default="default",
+                    help="hf model spec (default: SmolLM2-135M-Instruct); 'tiny' builds the random test model")
     ap.add_argument("--items", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--group", type=int, default=4, help="copies of each response in the repeats workload")
