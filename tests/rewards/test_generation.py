@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-import agentgym.policy
 from agentgym.cli import main
 from agentgym.core.task import Task, save_tasks
 from agentgym.rewards.generation import fallback_rubric, generate_rubrics, parse_criteria
@@ -59,21 +58,22 @@ def test_fallback_needs_a_reference():
         fallback_rubric(Task(id="x"))
 
 
-def test_cli_build(tmp_path, monkeypatch, capsys):
+def test_cli_build(tmp_path, capsys):
+    """The command with a real (scripted replay) generator backend: one good reply, one useless one."""
     tasks = tmp_path / "tasks.jsonl"
     save_tasks([TASK, Task(id="t2", inputs={"question": "Capital of France?"}, reference={"answer": "Paris"})], tasks)
-    policy = FakePolicy(lambda prompt: GOOD if "6 x 7" in prompt else "garbage")
-    monkeypatch.setattr(agentgym.policy, "load_policy", lambda spec, **kw: policy, raising=False)
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text(json.dumps(GOOD) + "\n" + json.dumps("I would rather not.") + "\n")
     out = tmp_path / "rubrics.jsonl"
-    assert main(["rubrics", "build", str(tasks), "--generator", "fake", "--out", str(out)]) == 0
+    spec = f"scripted:replay:{replies}"
+    assert main(["rubrics", "build", str(tasks), "--generator", spec, "--out", str(out), "--batch-size", "1"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["source"] for r in rows] == ["generated", "fallback"] and "error" in rows[1]
     captured = capsys.readouterr()
     assert "1 generated, 1 fallback" in captured.out and "t2: generation failed" in captured.err
-    assert policy.closed
     assert main(["rubrics", "validate", str(out)]) == 0
     bare = tmp_path / "bare.jsonl"
     save_tasks([Task(id="b", inputs={"question": "?"})], bare)
-    assert main(["rubrics", "build", str(bare), "--generator", "fake", "--out", str(out)]) == 2
+    assert main(["rubrics", "build", str(bare), "--generator", spec, "--out", str(out)]) == 2
     assert "no reference" in capsys.readouterr().err
     assert main(["rubrics", "build", str(tmp_path / "nope.jsonl"), "--generator", "x", "--out", str(out)]) == 2
