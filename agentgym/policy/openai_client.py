@@ -8,8 +8,8 @@ their logprobs; servers without them give text (and logprobs if they offer them)
 
 At most ``max_concurrency`` requests are in flight; each has a ``timeout``; connection errors,
 timeouts, 429 and 5xx answers are retried ``retries`` times with exponential backoff. An
-unreachable server ends in a :class:`~agentgym.errors.UserError`; other failed answers in a
-:class:`PolicyServerError` carrying the server's message.
+unreachable server ends in a :class:`~agentgym.errors.UserError`; timeouts and other failed
+answers in a :class:`PolicyServerError` carrying the server's message.
 """
 
 from __future__ import annotations
@@ -133,8 +133,11 @@ class OpenAIPolicy:
                     if response.status == 429 or response.status >= 500:
                         last = PolicyServerError(f"{url} answered {response.status}: {await response.text()}")
                         continue
-                    payload = await response.json(content_type=None)
-                    if response.status >= 400:
+                    try:
+                        payload = await response.json(content_type=None)
+                    except ValueError:
+                        payload = None
+                    if response.status >= 400 or not isinstance(payload, dict):
                         message = (payload.get("error") or {}) if isinstance(payload, dict) else {}
                         message = message.get("message", message) if isinstance(message, dict) else message
                         raise PolicyServerError(f"{url} answered {response.status}: {message or payload}")
@@ -143,6 +146,8 @@ class OpenAIPolicy:
                 last = exc
         if isinstance(last, PolicyServerError):
             raise last
+        if isinstance(last, asyncio.TimeoutError):
+            raise PolicyServerError(f"{url} did not answer within {self.timeout} s ({self.retries + 1} tries)")
         raise UserError(
             f"cannot reach the policy server at {self.base_url} ({type(last).__name__}: {last}); start it "
             "(`agentgym serve-policy POLICY` or `vllm serve MODEL`) or fix the URL."

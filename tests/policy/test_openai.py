@@ -103,3 +103,41 @@ def test_serve_policy_command(tiny_model):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def test_retries_timeouts_and_server_errors():
+    from aiohttp import web
+
+    calls = {"slow": 0, "busy": 0}
+
+    async def slow(request):
+        calls["slow"] += 1
+        await asyncio.sleep(2)
+        return web.json_response({})
+
+    async def busy(request):
+        calls["busy"] += 1
+        if calls["busy"] < 3:
+            return web.Response(status=503, text="overloaded")
+        return web.json_response({"choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]})
+
+    app = web.Application()
+    app.router.add_post("/slow/v1/completions", slow)
+    app.router.add_post("/busy/v1/completions", busy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        request = GenerationRequest(prompt_ids=[1, 2], params=SamplingParams(max_tokens=2))
+        client = OpenAIPolicy(f"http://127.0.0.1:{port}/slow/v1", "m", timeout=0.3, retries=1, backoff=0.01)
+        with pytest.raises(PolicyServerError, match="did not answer"):
+            await client.generate([request])
+        assert calls["slow"] == 2
+        await client.close()
+        client = OpenAIPolicy(f"http://127.0.0.1:{port}/busy/v1", "m", retries=3, backoff=0.01)
+        (out,) = await client.generate([request])
+        assert out[0].text == "ok" and out[0].token_ids == [] and calls["busy"] == 3
+        await client.close()
+    finally:
+        await runner.cleanup()
