@@ -69,21 +69,18 @@ async def test_judged_criteria_with_a_judge():
     assert crit["sydney"]["score"] == 0.0 and info["rubric"]["missing"] == []
 
 
-async def test_judge_spec_is_built_lazily(monkeypatch):
-    import agentgym.policy
-
-    made = []
-
-    def fake_load(spec, **kwargs):
-        made.append(spec)
-        return FakePolicy("Score: 1")
-
-    monkeypatch.setattr(agentgym.policy, "load_policy", fake_load, raising=False)
-    env = agentgym.make("qa/v0", judge="openai:http://127.0.0.1:1/v1")
-    assert made == []
-    await env.areset(seed=0)
-    _, _, _, _, info = await env.astep(env.oracle_action())
-    assert made == ["openai:http://127.0.0.1:1/v1"] and info["rubric"]["missing"] == []
+async def test_judge_given_as_a_policy_spec(tmp_path):
+    """A judge spec (here a real scripted replay backend) is loaded on first use, in the running loop."""
+    replies = tmp_path / "verdicts.txt"
+    replies.write_text("Score: 1\n" * 10)  # one reply a line
+    env = agentgym.make("qa/v0", judge=f"scripted:replay:{replies}")
+    assert env._judges == {}
+    task = next(t for t in questions() if t.id == "qa-002")
+    await env.areset(options={"task": task})
+    _, reward, _, _, info = await env.astep("Jupiter")
+    crit = {c["id"]: c for c in info["rubric"]["criteria"]}
+    assert crit["judged"]["status"] == "ok" and info["rubric"]["missing"] == []
+    assert crit["wrong"]["score"] == 1.0 and reward < 1.0  # the replayed judge says yes to the penalty too
 
 
 def test_passes_the_env_checker():
