@@ -93,7 +93,8 @@ def render(traj: Trajectory, out: TextIO, *, colour: bool = False, max_chars: in
     timings = "  ".join(f"{k} {v:.2f}" for k, v in traj.timings.items())
     out.write(
         f"{outcome}  status {traj.status}  reward {traj.reward:.3f}  turns {traj.num_turns}  "
-        f"sampled tokens {traj.num_sampled_tokens}  policy v{traj.policy_version}\n"
+        f"sampled tokens {traj.num_sampled_tokens or sum(t.num_tokens for t in traj.turns)}  "
+        f"policy v{traj.policy_version}\n"
     )
     if timings:
         out.write(paint("meta", f"timings (s): {timings}") + "\n")
