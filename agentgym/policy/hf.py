@@ -11,7 +11,7 @@ changes which tokens can be sampled, not the recorded logprob. A learner that co
 The learner can share the model: :attr:`HFPolicy.model` is the ``nn.Module`` and
 :attr:`HFPolicy.tokenizer` its tokenizer. Update weights in place while holding
 :attr:`HFPolicy.lock` (generation holds it for each batch), then call :meth:`update_weights`
-(or pass it a state dict; ``load_weights`` is the blocking form) so :attr:`HFPolicy.version` moves on; every completion records the
+(or pass it a state dict) so :attr:`HFPolicy.version` moves on; every completion records the
 version that produced it.
 """
 
@@ -125,15 +125,12 @@ class HFPolicy:
 
     # -- weights ---------------------------------------------------------------------------
 
-    async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
+    def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
         """Load ``state_dict`` (if given) into the model, bump and return :attr:`version`.
 
-        The same call as :meth:`VLLMPolicy.update_weights`; :meth:`load_weights` is the blocking form.
+        Blocking (it waits for the batch being generated); vLLM's is a coroutine. Without a state
+        dict it only bumps the version: the learner changed the shared model in place.
         """
-        return await asyncio.to_thread(self.load_weights, state_dict)
-
-    def load_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
-        """Blocking :meth:`update_weights` (waits for the batch being generated, if any)."""
         with self.lock:
             if state_dict is not None:
                 self.model.load_state_dict(state_dict, strict=False)
