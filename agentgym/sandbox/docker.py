@@ -50,11 +50,14 @@ setpriv --reuid=agent --regid=agent --clear-groups --inh-caps=-all bash -ec "$1"
 cp -a "$WORK"/. {SNAPSHOT_DIR}/
 chown -R root:root {SNAPSHOT_DIR} && chmod 0755 {SNAPSHOT_DIR}
 """
+#: Run as root: stop every agent process (so a fork bomb cannot refill), then kill them all,
+#: until none is left.
+KILL_SCRIPT = ("for i in $(seq 1 100); do pgrep -u agent >/dev/null || break; "
+               "pkill -STOP -u agent; pkill -9 -u agent; done; true")
 #: Run as root to go back to the snapshot.
-RESET_SCRIPT = f"""pkill -9 -u agent; sleep 0.01; pkill -9 -u agent
+RESET_SCRIPT = KILL_SCRIPT + f"""
 find "$WORK" /tmp /dev/shm -mindepth 1 -delete && cp -a {SNAPSHOT_DIR}/. "$WORK"/ && chown -R agent:agent "$WORK"
 """
-KILL_SCRIPT = "pkill -9 -u agent; sleep 0.05; pkill -9 -u agent; true"
 CHUNK = 96_000  # base64 characters per exec argument (below the kernel's 128 KiB per-argument limit)
 
 
@@ -67,7 +70,7 @@ def docker_client():
 
         raise MissingExtraError("docker", "swe", "the docker sandbox backend") from exc
     try:
-        client = docker.from_env(timeout=120, max_pool_size=64)
+        client = docker.from_env(timeout=900, max_pool_size=64)  # exec streams may be silent long
         client.ping()
     except Exception as exc:
         raise SandboxError(

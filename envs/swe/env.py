@@ -278,9 +278,6 @@ class SweEnv(TextEnv):
         """Restore the hidden tests and run FAIL_TO_PASS + PASS_TO_PASS in the sandbox."""
         ref = self.task.reference
         box = self._box()
-        kill = getattr(box, "kill_all", None)
-        if kill is not None:
-            await kill()
         self.graded = await run_tests(box, ref["test_cmd"], ref["FAIL_TO_PASS"], ref["PASS_TO_PASS"],
                                       workdir=self.workdir, timeout=self.test_timeout, test_patch=ref.get("test_patch"))
         return self.graded

@@ -95,16 +95,13 @@ class GradeResult:
         return self.reward == 1.0
 
 
-async def restore_tests(sandbox: Sandbox, workdir: str, test_patch: str | None = None) -> None:
-    res = await sandbox.exec(["python3", "-I", "-c", RESTORE_SCRIPT, SNAPSHOT_DIR, workdir], timeout=60, user="root")
-    if not res.ok:
-        raise RuntimeError(f"restoring the tests failed: {res.stderr[-1000:]}")
-    if test_patch:
-        await sandbox.write_file("/tmp/.agentgym-test.patch", test_patch)
-        res = await sandbox.exec(f"cd {shlex.quote(workdir)} && git apply --whitespace=nowarn /tmp/.agentgym-test.patch",
-                                 timeout=60, user="root")
-        if not res.ok:
-            raise RuntimeError(f"applying the hidden tests failed: {res.stderr[-1000:]}")
+def grading_script(test_cmd: str, workdir: str, test_patch_file: str | None = None) -> str:
+    """One shell command, run as the agent: kill its leftover processes (``kill -1`` spares
+    the caller), restore the protected files, apply hidden tests, run the tests."""
+    wd = shlex.quote(workdir)
+    apply = f"git -C {wd} apply --whitespace=nowarn {test_patch_file} && " if test_patch_file else ""
+    return (f"for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || break; done; python3 -I -c {shlex.quote(RESTORE_SCRIPT)} {SNAPSHOT_DIR} {wd} && "
+            f"{apply}cd {wd} && {test_cmd}")
 
 
 def score(output: str, f2p: list[str], p2p: list[str], timed_out: bool = False) -> GradeResult:
@@ -117,8 +114,11 @@ def score(output: str, f2p: list[str], p2p: list[str], timed_out: bool = False) 
 
 async def run_tests(sandbox: Sandbox, test_cmd: str, f2p: list[str], p2p: list[str], *, workdir: str,
                     timeout: float = 300, test_patch: str | None = None, restore: bool = True) -> GradeResult:
-    """Restore the tests (unless ``restore=False``), run ``test_cmd`` and score it."""
-    if restore:
-        await restore_tests(sandbox, workdir, test_patch)
-    res = await sandbox.exec(f"cd {shlex.quote(workdir)} && {test_cmd}", timeout=timeout, limit=None)
+    """Restore the tests (unless ``restore=False``), run ``test_cmd`` and score it: one exec."""
+    patch_file = None
+    if restore and test_patch:
+        patch_file = "/tmp/.agentgym-test.patch"
+        await sandbox.write_file(patch_file, test_patch)
+    cmd = grading_script(test_cmd, workdir, patch_file) if restore else f"cd {shlex.quote(workdir)} && {test_cmd}"
+    res = await sandbox.exec(cmd, timeout=timeout, limit=None)
     return score(res.stdout + "\n" + res.stderr, f2p, p2p, res.timed_out)
