@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="merge the ablation.json of earlier (e.g. parallel) runs into --out, then stop")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    from agentgym.core.registry import registry
+
+    registry()  # load env plugins here, once: loading them lazily from worker threads raced (unknown env ids)
     if args.combine:
         return combine(args.combine, args.out)
     results_path = args.out / "ablation.json"

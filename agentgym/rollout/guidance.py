@@ -52,7 +52,7 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentgym.core.registry import make
+from agentgym.core.registry import make, spec as env_spec
 from agentgym.core.task import Task
 from agentgym.policy.base import GenerationRequest, Policy, SamplingParams
 from agentgym.rewards.verifiable import contains_answer, normalize_answer
@@ -609,6 +609,7 @@ class GuidedRollouts:
     async def _guidance_for(
         self, spec: EpisodeSpec, group: list[Trajectory], step: int
     ) -> tuple[str, str, Task] | None:
+        env_spec(spec.env_id)  # plugins load in this thread, not racing in a worker thread
         env = await asyncio.to_thread(make, spec.env_id, **spec.env_kwargs)
         try:
             options = {"task": spec.task} if spec.task is not None else None
