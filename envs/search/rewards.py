@@ -11,6 +11,8 @@ cited document ids against the task's recorded evidence:
 * unsupported citations (ids that are no hop's evidence and do not state the answer,
   including ids that do not exist) cost ``unsupported_penalty`` each.
 
+A task that records no hops counts as one hop that any answer-stating citation resolves.
+
 ``carr = clip(hop_recall * (0.5 + 0.5 * supported) - penalty * unsupported, 0, 1)``,
 and 0 with no citations. The episode reward is
 ``answer_weight * answer + citation_weight * carr`` where the citation part is, by
@@ -66,9 +68,9 @@ def citation_score(
         if ev.intersection(cited) or (hop.get("any_support") and stating):
             hops_cited += 1
     unsupported = tuple(c for c in cited if c not in evidence and c not in stating)
-    n = max(len(hops), 1)
-    recall = hops_cited / n
     supported = bool(stating)
+    # Without recorded hops (a user's own tasks), a citation that states the answer is the evidence.
+    recall = hops_cited / len(hops) if hops else float(supported)
     if not cited:
         carr = 0.0
     else:

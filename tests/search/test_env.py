@@ -190,3 +190,20 @@ def test_custom_index_needs_tasks(small_docs):
 
     with pytest.raises(UserError):
         SearchEnv(index=Bm25sIndex.from_documents(small_docs))
+
+
+def test_custom_corpus_index_and_task_file(tmp_path, small_docs):
+    from agentgym.core import save_tasks
+    from envs.search.backends import build_index
+    from envs.search.corpus import write_corpus
+
+    build_index(write_corpus(small_docs, tmp_path / "c.jsonl"), tmp_path / "idx")
+    plain = Task(
+        id="p", inputs={"question": "What is the capital of Italy?"}, reference={"answers": ["Rome"]}
+    )
+    save_tasks([TASK, plain], tmp_path / "tasks.jsonl")
+    env = agentgym.make("search/v0", index=str(tmp_path / "idx"), tasks=str(tmp_path / "tasks.jsonl"))
+    assert run_oracle(env, TASK)[0] == 1.0
+    env.reset(options={"task": plain})
+    _, reward, term, _, info = env.step(call("answer", text="Rome", citations=["rome"]))
+    assert term and reward == 1.0 and env.progress() is None

@@ -60,3 +60,9 @@ def test_f1_metric_and_any_support_hops():
     texts = {"y": "Leonardo da Vinci painted it."}
     reward, m = score_answer("da Vinci", ["y"], ref, texts.get, RewardConfig(answer_metric="f1"))
     assert m["hop_recall"] == 1.0 and m["f1"] == pytest.approx(0.8) and reward == pytest.approx(0.4)
+
+
+def test_tasks_without_hops_reward_answer_stating_citations():
+    ref = {"answers": ["Rome"]}
+    assert score_answer("Rome", ["rome"], ref, text_of)[0] == 1.0
+    assert score_answer("Rome", ["eu"], ref, text_of)[0] == 0.5
