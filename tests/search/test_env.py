@@ -205,5 +205,5 @@ def test_custom_corpus_index_and_task_file(tmp_path, small_docs):
     env = agentgym.make("search/v0", index=str(tmp_path / "idx"), tasks=str(tmp_path / "tasks.jsonl"))
     assert run_oracle(env, TASK)[0] == 1.0
     env.reset(options={"task": plain})
-    _, reward, term, _, info = env.step(call("answer", text="Rome", citations=["rome"]))
+    _, reward, term, _, _ = env.step(call("answer", text="Rome", citations=["rome"]))
     assert term and reward == 1.0 and env.progress() is None
