@@ -54,12 +54,12 @@ def test_vllm_agrees_with_hf_on_the_default_model_and_follows_weight_updates(def
             greedy = [chat(q, temperature=0, max_tokens=24) for q in QUESTIONS]
             from_vllm, from_hf = await engine.generate(greedy), await hf.generate(greedy)
             same = sum(v[0].token_ids == h[0].token_ids for v, h in zip(from_vllm, from_hf))
-            # identical greedy continuations, or else only after a near-tie (numerics)
+            # identical greedy continuations; any that differ must split at a near-tie (numerics)
             for v, h in zip(from_vllm, from_hf):
                 a, b = v[0].token_ids, h[0].token_ids
                 if a != b:
-                    at = next(i for i, (x, y) in enumerate(zip(a + [-1], b + [-2])) if x != y)
-                    assert abs(v[0].logprobs[at] - h[0].logprobs[at]) < 0.05 or at > 0
+                    at = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+                    assert abs(v[0].logprobs[at] - h[0].logprobs[at]) < 0.05, f"split at a clear argmax: {at}"
             assert same >= 18, f"only {same}/20 greedy continuations identical"
 
             sampled = [chat(q, temperature=0.8, max_tokens=24, seed=i) for i, q in enumerate(QUESTIONS[:8])]
