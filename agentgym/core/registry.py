@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -56,6 +57,8 @@ class EnvSpec:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 _PLUGINS_LOADED = False
+_PLUGINS_LOCK = threading.Lock()
+_LOADING_THREAD: int | None = None
 _PLUGIN_ERRORS: dict[str, str] = {}
 
 
@@ -82,15 +85,23 @@ def register(
 
 def load_plugins(force: bool = False) -> None:
     """Run every ``agentgym.envs`` entry point once (each calls :func:`register`)."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED and not force:
-        return
-    _PLUGINS_LOADED = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    global _PLUGINS_LOADED, _LOADING_THREAD
+    if (_PLUGINS_LOADED or _LOADING_THREAD == threading.get_ident()) and not force:
+        return  # loaded, or a plugin being loaded by this very thread asks again
+    # Episodes call make() from worker threads: no thread may see a half-loaded registry.
+    with _PLUGINS_LOCK:
+        if _PLUGINS_LOADED and not force:
+            return
+        _LOADING_THREAD = threading.get_ident()
         try:
-            ep.load()()
-        except Exception as exc:  # a broken plugin must not hide the others
-            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    ep.load()()
+                except Exception as exc:  # a broken plugin must not hide the others
+                    _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+        finally:
+            _LOADING_THREAD = None
+        _PLUGINS_LOADED = True
 
 
 def plugin_errors() -> dict[str, str]:
