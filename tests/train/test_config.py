@@ -59,3 +59,12 @@ def test_round_trip(tmp_path):
     assert again == cfg
     assert again.algorithm.aggregation == "seq_sum_norm"
     assert cfg.run_path.name == "t"
+
+
+@pytest.mark.parametrize("name", ["maze", "multitask", "maze-lora"])
+def test_shipped_configs_validate(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml"
+    cfg = load_config(path)
+    assert cfg.envs and cfg.trainer.steps > 0
