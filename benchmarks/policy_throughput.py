@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -57,6 +58,7 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-vllm", action="store_true", help="measure the hf backend only")
     args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep stdout for the figures
 
     from agentgym.policy.default_model import default_model_path
     from agentgym.policy.hf import HFPolicy
