@@ -331,7 +331,8 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        self.sync_weights() if self.sync_mode != "push" else None
+        if self.sync_mode != "push":
+            self.sync_weights()
         log.info("resumed from %s (step %d)", folder, self.start_step)
 
     # ----------------------------------------------------------------- evaluation
@@ -397,6 +398,8 @@ class Trainer:
         await asyncio.to_thread(self._build)
         if resume_from is not None:
             await asyncio.to_thread(self._restore, resume_from)
+            if self.sync_mode == "push":  # a vllm engine still holds the starting weights
+                await self._async_sync()
         elif self.resume:
             log.info("no valid checkpoint in %s; starting from step 0", self.ckpt_dir)
         self._t_start = time.perf_counter()
