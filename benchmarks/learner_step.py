@@ -62,11 +62,14 @@ def run_ours(model_path: str, steps: int) -> dict:
     from agentgym.train.config import AlgorithmConfig, TrainerConfig
     from agentgym.train.learner import Learner
 
+    from agentgym.train.pipeline import limit_malloc_growth
+
+    limit_malloc_growth()  # what `agentgym train` does at start
     torch.manual_seed(0)
     policy = HFPolicy(model_path)
     learner = Learner(
         policy.model,  # shared with the rollout policy: no weight copy
-        TrainerConfig(lr=LR, micro_batch_tokens=8192, logprob_chunk=512, steps=steps),
+        TrainerConfig(lr=LR, micro_batch_tokens=1024, logprob_chunk=512, steps=steps),
         AlgorithmConfig(),
         temperature=1.0,
         pad_id=policy.pad_id,
