@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentgym.errors import UserError
+from agentgym.rewards.pipeline import RewardConfig
 from agentgym.rewards.progress import ProgressConfig
 from agentgym.rollout.guidance import GuidanceConfig
 
@@ -185,6 +186,8 @@ class TrainConfig(_Strict):
     guidance: GuidanceConfig = Field(default_factory=GuidanceConfig)
     #: Retrospective per-turn progress rewards (docs/guidance.md).
     progress: ProgressConfig = Field(default_factory=ProgressConfig)
+    #: Rubric rewards combined with the environment's (docs/rubrics.md); None: the env's reward alone.
+    rewards: RewardConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -39,6 +39,7 @@ from agentgym.rollout.context import ContextBuilder
 from agentgym.rollout.engine import EpisodeSpec, RolloutConfig as EngineConfig, RolloutEngine, renderer_of
 from agentgym.rollout.trajectory import Trajectory, write_jsonl
 from agentgym.train import checkpoint as ckpt
+from agentgym.rewards.pipeline import RewardPipeline
 from agentgym.rewards.progress import advantage_metrics, assess_groups, build_assessor
 from agentgym.rollout.guidance import guided_rollouts
 from agentgym.train.advantages import build_samples, outcome_credit
@@ -224,6 +225,7 @@ class Trainer:
             temperature=cfg.rollout.temperature,
         ) if cfg.guidance.enabled else None
         self.assessor = build_assessor(cfg.progress, self.policy) if cfg.progress.enabled else None
+        self.reward_pipeline = RewardPipeline.from_config(cfg.rewards) if cfg.rewards is not None else None
         self._guidance_metrics: dict[int, dict[str, float]] = {}
 
     def _load_learner_model(self):
@@ -481,6 +483,8 @@ class Trainer:
                 bar.close()
             logger.close()
             await self.engine.aclose()
+            if self.reward_pipeline is not None:
+                await self.reward_pipeline.close()
         result.wall_s = self.elapsed_before + time.perf_counter() - self._t_start
         if cfg.logging.plot:
             await asyncio.to_thread(plot_learning_curve, self.run_dir)
@@ -494,11 +498,18 @@ class Trainer:
 
     async def _train_step(self, step: int, groups: list[list[Trajectory]], gen_s: float, wait_s: float):
         cfg = self.config
+        rubric_metrics: dict[str, float] = {}
+        if self.reward_pipeline is not None:  # rubric scores join the env reward before advantages
+            flat = [t for g in groups for t in g]
+            for traj, reward in zip(flat, await self.reward_pipeline.score_trajectories(flat)):
+                traj.reward = reward
+            rubric_metrics = self.reward_pipeline.metrics()
         if cfg.logging.save_trajectories:
             path = self.run_dir / "trajectories" / f"step-{step + 1:06d}.jsonl"
             flat = [t for g in groups for t in g]
             await asyncio.to_thread(write_jsonl, flat, path, False)
         credit, extra = outcome_credit, dict(self._guidance_metrics.pop(step, {}))
+        extra.update(rubric_metrics)
         if self.assessor is not None:
             progress = await assess_groups(groups, self.assessor, cfg.progress)
             credit = progress.credit

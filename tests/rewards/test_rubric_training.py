@@ -1,9 +1,8 @@
 """A few GRPO steps on qa/v0 (rubric rewards) with the tiny test model, then the recorded
 trajectories re-scored by the reward pipeline with a judge.
 
-The learner does not call the reward pipeline itself yet (its config has no `rewards:`
-section); the environment's reward *is* its rubric score over the deterministic criteria,
-and the pipeline adds the judged ones on the saved trajectories.
+The environment's reward *is* its rubric score over the deterministic criteria; the second
+test puts the reward pipeline into the training loop through the config's `rewards:` section.
 """
 
 import pytest
@@ -51,3 +50,28 @@ async def test_grpo_steps_on_qa_with_rubric_rewards(tmp_path, tiny_folder):
     assert len(rewards) == 8 and all(0.0 <= r <= 1.0 for r in rewards)
     judged = [c for t in trajs for c in t.metadata["rubric"]["criteria"] if c["kind"] == "judged"]
     assert judged and all(c["status"] == "ok" for c in judged)
+
+
+@pytest.mark.slow
+async def test_training_config_rewards_section_scores_rubrics_in_the_loop(tmp_path, tiny_folder):
+    """With `rewards:` in the config the learner itself calls the reward pipeline each step."""
+    import asyncio
+
+    from agentgym.train.config import load_config
+    from agentgym.train.pipeline import train
+
+    cfg = load_config(None, [
+        "name=qa-rubric", f"run_dir={tmp_path / 'run'}", "seed=1", f"model.policy=hf:{tiny_folder}",
+        "envs=[{id: qa/v0}]", "rollout.group_size=2", "rollout.groups_per_step=2", "rollout.max_tokens=8",
+        "rollout.max_turns=1", "rollout.tools=false", "trainer.steps=1", "checkpoint.every=100",
+        "checkpoint.export_final=false", "logging.progress=false", "logging.tensorboard=false",
+        "logging.plot=false", "rewards={env_weight: 0.0, rubric_weight: 1.0, tasks: qa/v0}",
+    ])
+    result = await asyncio.to_thread(train, cfg)
+    assert result.final_step == 1
+    assert result.metrics[0].get("rubric/scored", 0) + result.metrics[0].get("rubric/unscorable", 0) == 4
+    trajs = [t for f in sorted((cfg.run_path / "trajectories").glob("*.jsonl")) for t in read_jsonl(f)]
+    assert len(trajs) == 4
+    for t in trajs:
+        parts = t.metadata["reward_parts"]
+        assert t.reward == pytest.approx(parts["combined"]) and "criteria" in t.metadata["rubric"]
