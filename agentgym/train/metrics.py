@@ -142,11 +142,7 @@ def _moving_average(values: list[float], window: int) -> list[float]:
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """95% Wilson score interval of a success rate (the eval package's estimator)."""
+    from agentgym.eval.metrics import wilson
+
+    return wilson(successes, n, z)
