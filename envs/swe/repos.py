@@ -47,12 +47,14 @@ class Repo:
 def pytest_command(pythonpath: str, files: list[str] | tuple[str, ...]) -> str:
     """The pytest command graded runs use.
 
+    ``-B`` writes no bytecode: ``-I`` ignores PYTHONDONTWRITEBYTECODE, and a stale ``.pyc`` of
+    the buggy source (same size, same mtime second as a one-character fix) would be run instead.
     ``python3 -I`` keeps the work dir off ``sys.path`` until pytest itself is imported
     (so a planted ``pytest.py`` cannot shadow it); ``-o addopts=`` ignores a project's
     own options (coverage plugins that are not installed); ``-rA`` lists every outcome.
     """
     joined = " ".join(files)
-    return (f"python3 -I -m pytest -p no:cacheprovider --rootdir=/work -o addopts= -o pythonpath=/work/{pythonpath} "
+    return (f"python3 -I -B -m pytest -p no:cacheprovider --rootdir=/work -o addopts= -o pythonpath=/work/{pythonpath} "
             f"-rA -q --tb=short --color=no {joined}").replace("/work/.", "/work")
 
 
