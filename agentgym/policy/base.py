@@ -68,7 +68,13 @@ class Completion:
 
 @runtime_checkable
 class Policy(Protocol):
-    """Async batched generation. ``generate`` returns ``params.n`` completions per request."""
+    """Async batched generation. ``generate`` returns ``params.n`` completions per request.
+
+    A policy whose engine schedules requests itself (continuous batching: vLLM, an HTTP
+    server) sets ``continuous_batching = True``; the rollout engine then sends each request
+    on its own as soon as it is ready instead of collecting batches, so a short reply never
+    waits for a long one.
+    """
 
     name: str
 

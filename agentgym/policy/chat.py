@@ -56,9 +56,13 @@ class ChatRenderer:
     Text is rendered by the template and encoded without adding special tokens, as vLLM does.
     """
 
+    VALIDATE_CALLS = 8
+
     def __init__(self, tokenizer: Any, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
+        self._fast_path = True  # off for good once a validation finds a difference
+        self._validated = 0
 
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
@@ -121,18 +125,68 @@ class ChatRenderer:
         appended directly after them; without, it starts right after the template's end of turn.
         Raises :class:`PrefixBroken` when the template renders the earlier turns differently
         once the new messages are added.
+
+        Only the new text is tokenized when the old text ends, or the new text starts, at a
+        special token (tokenizers split there before anything else, so encoding the two parts
+        apart gives the same ids). The first :attr:`VALIDATE_CALLS` calls also take the slow
+        path and compare; any difference turns the fast path off for this renderer.
         """
+        closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
+        if self._fast_path:
+            added = self._append_by_text(messages_so_far, new_messages, tools)
+            if added is not None:
+                if self._validated < self.VALIDATE_CALLS:
+                    try:
+                        slow = self._append_by_tokens(messages_so_far, new_messages, tools)
+                    except PrefixBroken:
+                        self._fast_path = False
+                        raise
+                    if slow != added:
+                        self._fast_path = False
+                        return closing + slow
+                    self._validated += 1
+                return closing + added
+        return closing + self._append_by_tokens(messages_so_far, new_messages, tools)
+
+    def _append_by_tokens(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
+                          tools: list[dict] | None) -> list[int]:
+        """Render and tokenize the whole conversation before and after; return the difference."""
         before = self.render(messages_so_far, tools)
         after = self.render([*messages_so_far, *new_messages], tools, add_generation_prompt=True)
         if after[: len(before)] != before:
             raise PrefixBroken(_first_difference(before, after, self.tokenizer))
-        last = max((i for i, m in enumerate(messages_so_far) if m.get("role") == "assistant"), default=None)
+        last = _last_assistant(messages_so_far)
         if last is not None:
             prompt = self.render(messages_so_far[:last], tools, add_generation_prompt=True)
             if before[: len(prompt)] != prompt:
                 raise PrefixBroken(_first_difference(prompt, before, self.tokenizer))
-        closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
-        return closing + after[len(before):]
+        return after[len(before):]
+
+    def _append_by_text(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
+                        tools: list[dict] | None) -> list[int] | None:
+        """The same difference from text, tokenizing only the new part; None when not safe."""
+        before = self.render_text(messages_so_far, tools)
+        after = self.render_text([*messages_so_far, *new_messages], tools, add_generation_prompt=True)
+        if not after.startswith(before):
+            return None  # the token path raises PrefixBroken with the exact place
+        last = _last_assistant(messages_so_far)
+        if last is not None and not before.startswith(
+                self.render_text(messages_so_far[:last], tools, add_generation_prompt=True)):
+            return None
+        new = after[len(before):]
+        if not (before.endswith(self.special_tokens) or new.startswith(self.special_tokens)):
+            return None
+        return self.encode(new)
+
+    @cached_property
+    def special_tokens(self) -> tuple[str, ...]:
+        """Texts of the tokenizer's special and added tokens (split off before any merging)."""
+        texts = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        try:
+            texts |= set(self.tokenizer.get_added_vocab())
+        except (AttributeError, NotImplementedError):
+            pass
+        return tuple(sorted((t for t in texts if t), key=len, reverse=True))
 
     def conversation(self, messages: Sequence[Message], tools: list[dict] | None = None, *,
                      on_broken: str = "rerender") -> "Conversation":
@@ -143,6 +197,10 @@ class ChatRenderer:
         conv.ids = self.initial(messages, tools)
         conv.mask = [0] * len(conv.ids)
         return conv
+
+
+def _last_assistant(messages: Sequence[Message]) -> int | None:
+    return max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
 
 
 def _first_difference(a: list[int], b: list[int], tokenizer: Any) -> str:

@@ -80,6 +80,8 @@ def parse_choice(choice: dict[str, Any], chat: bool) -> Completion:
 class OpenAIPolicy:
     """A policy served over HTTP by an OpenAI-compatible server (vLLM, agentgym serve-policy, ...)."""
 
+    continuous_batching = True  # the server batches; each request goes out when ready
+
     def __init__(
         self,
         base_url: str,

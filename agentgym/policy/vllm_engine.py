@@ -48,6 +48,8 @@ def _save_state_dict(state_dict: Mapping[str, Any], folder: str) -> None:
 class VLLMPolicy:
     """A model served by an in-process vLLM ``AsyncLLM`` engine."""
 
+    continuous_batching = True  # AsyncLLM batches requests as they arrive and leave
+
     def __init__(
         self,
         model: str,

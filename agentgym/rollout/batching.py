@@ -7,6 +7,10 @@ milliseconds, or until ``max_batch`` are waiting, then makes one ``policy.genera
 call. With ``max_concurrency`` calls in flight at most, requests that arrive while the
 policy is busy wait and go out together in the next call; episodes whose environment is
 still stepping simply join a later batch, so generation and environment time overlap.
+
+A policy that batches by itself (``continuous_batching = True``: vLLM, an HTTP server)
+gets every request on its own the moment it is made: collecting them here would make a
+finished reply wait for the slowest one in its batch.
 """
 
 from __future__ import annotations
@@ -73,8 +77,15 @@ class BatchingPolicy:
         self._inflight: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = loop.create_task(self._dispatch(), name="agentgym-batcher")
 
+    @property
+    def passthrough(self) -> bool:
+        """True when the policy schedules requests itself (continuous batching)."""
+        return bool(getattr(self.policy, "continuous_batching", False))
+
     async def generate_one(self, request: GenerationRequest) -> list[Completion]:
         """Queue one request and wait for its completions."""
+        if self.passthrough:
+            return await self._direct(request)
         self._ensure_started()
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(request, future))
@@ -110,6 +121,18 @@ class BatchingPolicy:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+
+    async def _direct(self, request: GenerationRequest) -> list[Completion]:
+        start = time.perf_counter()
+        try:
+            (result,) = await self.policy.generate([request])
+        finally:
+            self.stats.calls += 1
+            self.stats.requests += 1
+            self.stats.busy_s += time.perf_counter() - start
+            self.stats.max_batch_seen = max(self.stats.max_batch_seen, 1)
+            self.stats.sizes.append(1)
+        return result
 
     def _live(self) -> list[_Pending]:
         """Pending requests whose caller still waits (timed-out episodes drop out)."""

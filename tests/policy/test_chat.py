@@ -45,9 +45,9 @@ def random_conversation(rng: random.Random) -> tuple[list[dict], list[list[dict]
     return first, assistants, observations
 
 
-def check_prefix_property(tokenizer, seed: int) -> None:
+def check_prefix_property(tokenizer, seed: int, renderer: ChatRenderer | None = None) -> None:
     rng = random.Random(seed)
-    renderer = ChatRenderer(tokenizer)
+    renderer = renderer or ChatRenderer(tokenizer)
     first, assistants, observations = random_conversation(rng)
     tools = TOOLS if rng.random() < 0.7 else None
     conv = renderer.conversation(first, tools, on_broken="raise")
@@ -87,6 +87,36 @@ def test_prefix_property_default_model_template(default_model):
     tokenizer = AutoTokenizer.from_pretrained(default_model)
     for seed in range(50):
         check_prefix_property(tokenizer, seed)
+
+
+def test_fast_path_matches_full_render_after_validation(tiny_tokenizer):
+    """One renderer for 50 conversations: past its validation calls only new text is tokenized."""
+    renderer = ChatRenderer(tiny_tokenizer)
+    for seed in range(50):
+        check_prefix_property(tiny_tokenizer, seed, renderer)
+    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+
+
+@pytest.mark.model
+def test_fast_path_default_model_template(default_model):
+    tokenizer = AutoTokenizer.from_pretrained(default_model)
+    renderer = ChatRenderer(tokenizer)
+    for seed in range(50):
+        check_prefix_property(tokenizer, seed, renderer)
+    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+
+
+def test_fast_path_turns_off_when_validation_disagrees(tiny_tokenizer):
+    """A text boundary wrongly taken for a special token is caught by validation, not trusted."""
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=(
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}>{% endif %}{{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}>{% endif %}"))
+    renderer.special_tokens = (" ",)  # pretend a space splits like a special token: "up " + "ok" merge
+    messages = [{"role": "user", "content": "go"}, {"role": "assistant", "content": "up"}]
+    assert renderer._append_by_text(messages, [{"role": "user", "content": "ok"}], None) is not None
+    with pytest.raises(PrefixBroken):
+        renderer.append_observation(messages, [{"role": "user", "content": "ok"}])
+    assert not renderer._fast_path
 
 
 def test_close_turn(tiny_tokenizer):

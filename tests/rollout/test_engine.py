@@ -83,6 +83,34 @@ async def test_batching_queue_batches_across_episodes():
     assert engine.batcher.stats.mean_batch > 2
 
 
+async def test_continuous_batching_policy_gets_each_request_alone():
+    """A policy that batches itself (vLLM, HTTP) must not have a quick reply wait for a slow one."""
+
+    class Continuous(OraclePolicy):
+        continuous_batching = True
+
+        async def generate(self, requests):
+            slow = any(r.env.value == 0 and r.env.task.inputs["target"] == 9 for r in requests)
+            self.batches.append(len(requests))
+            await asyncio.sleep(0.5 if slow else 0.01)
+            return [[Completion(text=r.env.oracle_action())] for r in requests]
+
+    policy = Continuous()
+    engine = RolloutEngine(policy, RolloutConfig(max_batch=8))
+    start = asyncio.get_running_loop().time()
+    done_at = {}
+
+    async def one(target):
+        (traj,) = await engine.run([EpisodeSpec("testcount/v0", task=task(target))])
+        done_at[target] = asyncio.get_running_loop().time() - start
+        return traj
+
+    trajs = await asyncio.gather(one(9), one(2))
+    assert all(t.success for t in trajs) and set(policy.batches) == {1}
+    assert done_at[2] < 0.3 < done_at[9]  # the short episode finished during the slow generation
+    assert engine.batcher.stats.requests == sum(t.num_turns for t in trajs)
+
+
 async def test_env_concurrency_limit():
     live = {"now": 0, "max": 0}
 
