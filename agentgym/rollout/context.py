@@ -36,6 +36,9 @@ class Guidance:
     ``mode``: ``"append"`` adds ``text`` after the first user message's content,
     ``"prepend"`` before it, ``"message"`` adds a separate ``role`` message after it.
     ``kind`` says where it came from (``"hint"``, ``"plan"``, ``"feedback"``...).
+    ``every_turn``: the engine also appends the environment's current ``hint()`` to each
+    later observation (step-level scaffolding: a small model that cannot carry out a plan
+    from the first prompt can still follow the next move shown at each turn).
     """
 
     text: str
@@ -43,9 +46,19 @@ class Guidance:
     role: str = "user"
     kind: str = "hint"
     separator: str = "\n\n"
+    every_turn: bool = False
+    turn_header: str = "Hint:"
 
     def record(self) -> dict[str, Any]:
-        return {"text": self.text, "mode": self.mode, "role": self.role, "kind": self.kind}
+        return {"text": self.text, "mode": self.mode, "role": self.role, "kind": self.kind,
+                "every_turn": self.every_turn}
+
+    def with_turn_hint(self, observation: Message, hint: str | None) -> Message:
+        """``observation`` with the env's current hint appended (when there is one)."""
+        if not self.every_turn or not hint:
+            return observation
+        content = observation.get("content") or ""
+        return {**observation, "content": f"{content}{self.separator}{self.turn_header} {hint}"}
 
 
 @runtime_checkable

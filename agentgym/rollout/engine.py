@@ -245,6 +245,8 @@ class RolloutEngine:
                 end = len(ctx.token_ids)
                 t = time.perf_counter()
                 obs, reward, terminated, truncated, step_info = await self._env_call(env.astep(completion.text), "step")
+                if spec.guidance is not None and spec.guidance.every_turn and not (terminated or truncated):
+                    obs = spec.guidance.with_turn_hint(obs, await _hint_of(env))
                 turn_info = _jsonable(step_info)
                 progress = await _progress_of(env)
                 if progress is not None:
@@ -380,6 +382,18 @@ async def _progress_of(env: Any) -> float | None:
         value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
         return None if value is None else float(value)
     except Exception:  # progress is optional bookkeeping: never end an episode over it
+        return None
+
+
+async def _hint_of(env: Any) -> str | None:
+    """``env.hint()`` for step-level guidance, or None when the env has none or fails."""
+    fn = getattr(env, "hint", None)
+    if fn is None:
+        return None
+    try:
+        value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
+        return None if value is None else str(value)
+    except Exception:  # guidance is optional: never end an episode over it
         return None
 
 

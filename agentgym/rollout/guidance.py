@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Protocol, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.core.registry import make, spec as env_spec
 from agentgym.core.task import Task
@@ -134,12 +134,21 @@ class GuidanceConfig(_Strict):
     ratio_clip: float = Field(5.0, ge=1)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     hint_state: Literal["start", "final"] = "start"
+    #: Also show the env's current hint() after every turn of a guided re-attempt (needs
+    #: context="keep": per-turn hints sit inside the trained context and cannot be stripped).
+    every_turn: bool = False
     #: Where the text goes (see agentgym.rollout.context.Guidance).
     mode: Literal["append", "prepend", "message"] = "append"
     header: str = "Guidance for this attempt:"
     max_chars: int = Field(1500, ge=16)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+
+    @model_validator(mode="after")
+    def _every_turn_is_kept(self) -> "GuidanceConfig":
+        if self.every_turn and self.context == "strip":
+            raise ValueError("every_turn needs context: keep (per-turn hints cannot be stripped from the trained context)")
+        return self
 
 
 # ----------------------------------------------------------------------------- providers
@@ -532,7 +541,7 @@ class GuidedRollouts:
             n = cfg.samples or group_size
             if cfg.integrate == "replace":
                 n = sum(not t.success for t in groups[i])
-            guidance = Guidance(text=text, mode=cfg.mode, kind=kind)
+            guidance = Guidance(text=text, mode=cfg.mode, kind=kind, every_turn=cfg.every_turn)
             spec = specs[i]
             guided_specs.append(
                 replace(spec, task=task, guidance=guidance, metadata={**spec.metadata, "guided": True})

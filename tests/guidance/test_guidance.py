@@ -7,6 +7,7 @@ import math
 import pytest
 
 import agentgym
+from agentgym.policy.base import Completion
 from agentgym.rewards.verifiable import contains_answer
 from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
 from agentgym.rollout.guidance import (
@@ -59,6 +60,45 @@ async def test_replace_keeps_group_size_and_disabled_or_decayed_guidance_does_no
     for off in (GuidanceConfig(enabled=False), GuidanceConfig(enabled=True, schedule=ScheduleConfig(start=0.0))):
         batch = await guided(off).run_groups(RolloutEngine(HintFollower()), [EpisodeSpec(MAZE, seed=1)], 2)
         assert batch.metrics["guidance/rate"] == 0.0 and len(batch.groups[0]) == 2
+
+
+class LastHintFollower(HintFollower):
+    """Follows only the newest "Hint: Next moves: ..." line of the conversation (no plan memory)."""
+
+    async def generate(self, requests):
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            text = str(r.messages[-1].get("content") or "")
+            hint = text.rsplit("Next moves:", 1)[1] if "Next moves:" in text else ""
+            move = hint.split(",")[0].strip(" .") if hint else self.fallback
+            out.append([Completion(text=move or self.fallback)])
+        return out
+
+
+async def test_every_turn_hints_follow_the_current_state():
+    """Step-level guidance: each observation of a re-attempt carries the env's hint for that state."""
+    start_only = GuidanceConfig(enabled=True, providers=["env_hint"], samples=2)
+    every = GuidanceConfig(enabled=True, providers=["env_hint"], samples=2, every_turn=True)
+    specs = [EpisodeSpec(MAZE, seed=s, env_kwargs={"max_turns": 12}) for s in range(3)]
+    results = {}
+    for name, cfg in (("start", start_only), ("every", every)):
+        student = LastHintFollower()
+        results[name] = (await guided(cfg).run_groups(RolloutEngine(student), specs, 2), student)
+    for batch, _ in results.values():
+        assert all(t.status != "failed" for g in batch.groups for t in g)
+    batch, student = results["every"]
+    assert results["start"][0].metrics["guidance/guided_success"] < 0.5  # one move, then lost
+    assert batch.metrics["guidance/guided_success"] == 1.0
+    for group in batch.groups:
+        for t in group[2:]:
+            assert t.metadata["guidance"]["every_turn"] is True
+            shown = [turn.observation["content"] for turn in t.turns[:-1]]
+            assert shown and all("Hint: Next moves:" in c for c in shown)
+        for t in group[:2]:  # unguided attempts never see a hint
+            assert not any("Hint:" in (turn.observation.get("content") or "") for turn in t.turns)
+    with pytest.raises(ValueError, match="every_turn needs context: keep"):
+        GuidanceConfig(every_turn=True, context="strip")
 
 
 def test_schedules():
