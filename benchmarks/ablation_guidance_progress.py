@@ -184,21 +184,25 @@ async def hard_maze(args) -> dict[str, Any]:
     kwargs = {"max_turns": args.hard_turns, "split": "train"}
     specs = [EpisodeSpec(args.hard_env, env_kwargs=kwargs, seed=1000 + i, group_id=f"hard-{i}")
              for i in range(args.hard_groups)]
-    cfg = GuidanceConfig(enabled=True, providers=["env_hint"], threshold=0.0, integrate="add", samples=args.group_size)
+    out: dict[str, Any] = {"env": args.hard_env, "max_turns": args.hard_turns, "groups": args.hard_groups,
+                           "group_size": args.group_size}
     t0 = time.perf_counter()
-    batch = await guided_rollouts(cfg, policy, seed=0).run_groups(engine, specs, args.group_size)
-    progress = await assess_groups(batch.unguided, EnvProgressAssessor(), ProgressConfig(weight=0.5))
-    progress_guided = await assess_groups(batch.groups, EnvProgressAssessor(), ProgressConfig(weight=0.5))
-    out = {
-        "env": args.hard_env, "max_turns": args.hard_turns, "groups": args.hard_groups, "group_size": args.group_size,
-        "plain_success": batch.metrics["guidance/unguided_success"],
-        "guided_success": batch.metrics["guidance/guided_success"],
-        "nonzero_adv_plain": advantage_metrics(batch.unguided)["groups/nonzero_adv_fraction"],
-        "nonzero_adv_guidance": advantage_metrics(batch.groups)["groups/nonzero_adv_fraction"],
-        "nonzero_adv_progress": advantage_metrics(batch.unguided, progress.credit)["groups/nonzero_adv_fraction"],
-        "nonzero_adv_both": advantage_metrics(batch.groups, progress_guided.credit)["groups/nonzero_adv_fraction"],
-        "wall_s": time.perf_counter() - t0,
-    }
+    # The same groups twice: guidance in the first prompt only, then also refreshed every turn.
+    for every_turn, tag in ((False, ""), (True, "_every_turn")):
+        cfg = GuidanceConfig(enabled=True, providers=["env_hint"], threshold=0.0, integrate="add",
+                             samples=args.group_size, every_turn=every_turn)
+        batch = await guided_rollouts(cfg, policy, seed=0).run_groups(engine, specs, args.group_size)
+        progress = await assess_groups(batch.unguided, EnvProgressAssessor(), ProgressConfig(weight=0.5))
+        progress_guided = await assess_groups(batch.groups, EnvProgressAssessor(), ProgressConfig(weight=0.5))
+        out.update({
+            f"plain_success{tag}": batch.metrics["guidance/unguided_success"],
+            f"guided_success{tag}": batch.metrics["guidance/guided_success"],
+            f"nonzero_adv_plain{tag}": advantage_metrics(batch.unguided)["groups/nonzero_adv_fraction"],
+            f"nonzero_adv_guidance{tag}": advantage_metrics(batch.groups)["groups/nonzero_adv_fraction"],
+            f"nonzero_adv_progress{tag}": advantage_metrics(batch.unguided, progress.credit)["groups/nonzero_adv_fraction"],
+            f"nonzero_adv_both{tag}": advantage_metrics(batch.groups, progress_guided.credit)["groups/nonzero_adv_fraction"],
+        })
+    out["wall_s"] = time.perf_counter() - t0
     await engine.aclose()
     return out
 

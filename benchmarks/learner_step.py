@@ -51,7 +51,7 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------- agentgym
-def run_ours(model_path: str, steps: int) -> dict:
+def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict:
     import asyncio
 
     import torch
@@ -62,14 +62,14 @@ def run_ours(model_path: str, steps: int) -> dict:
     from agentgym.train.config import AlgorithmConfig, TrainerConfig
     from agentgym.train.learner import Learner
 
-    from agentgym.train.pipeline import limit_malloc_growth
+    from agentgym.malloc import limit_malloc_growth
 
     limit_malloc_growth()  # what `agentgym train` does at start
     torch.manual_seed(0)
     policy = HFPolicy(model_path)
     learner = Learner(
         policy.model,  # shared with the rollout policy: no weight copy
-        TrainerConfig(lr=LR, micro_batch_tokens=1024, logprob_chunk=512, steps=steps),
+        TrainerConfig(lr=LR, micro_batch_tokens=micro_batch_tokens, logprob_chunk=512, steps=steps),
         AlgorithmConfig(),
         temperature=1.0,
         pad_id=policy.pad_id,
@@ -181,8 +181,9 @@ def ensure_trl_venv() -> Path:
     return python
 
 
-def child(python: str, side: str, model_path: str, steps: int) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps)]
+def child(python: str, side: str, model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps),
+           "--micro-batch-tokens", str(micro_batch_tokens)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
@@ -196,20 +197,25 @@ def main() -> None:
     parser.add_argument("--skip-trl", action="store_true")
     parser.add_argument("--child", choices=["ours", "trl"])
     parser.add_argument("--model")
+    parser.add_argument("--micro-batch-tokens", type=int, default=256,
+                        help="agentgym's tokens per forward/backward (smaller: less activation memory)")
     args = parser.parse_args()
     if args.child:
-        result = run_ours(args.model, args.steps) if args.child == "ours" else run_trl(args.model, args.steps)
+        if args.child == "ours":
+            result = run_ours(args.model, args.steps, args.micro_batch_tokens)
+        else:
+            result = run_trl(args.model, args.steps)
         print(json.dumps(result))
         return
     from agentgym.policy.default_model import resolve_model
 
     model_path = str(resolve_model("default"))
-    ours = child(sys.executable, "ours", model_path, args.steps)
+    ours = child(sys.executable, "ours", model_path, args.steps, args.micro_batch_tokens)
     print(json.dumps({k: v for k, v in ours.items() if k != "per_step"}))
     headline = {"bench": "learner_step", "model": "SmolLM2-135M-Instruct", "completions": len(PROMPTS) * GROUP,
                 "max_new_tokens": MAX_NEW, "agentgym_step_s": round(ours["step_s"], 2),
                 "agentgym_tokens_per_s": round(ours["tokens_per_s"], 1),
-                "agentgym_peak_rss_gb": ours["peak_rss_gb"]}
+                "agentgym_peak_rss_gb": ours["peak_rss_gb"], "agentgym_micro_batch_tokens": args.micro_batch_tokens}
     if not args.skip_trl:
         trl = child(str(ensure_trl_venv()), "trl", model_path, args.steps)
         print(json.dumps({k: v for k, v in trl.items() if k != "per_step"}))

@@ -18,9 +18,16 @@ turn of every episode must be generated before the last one can start its chain 
 waits, and the last generation is followed by one more wait. Lockstep takes
 ``n (G + E)``, so no engine can beat it by more than ``2n / (n + 1)`` (1.6 at n = 4).
 
+Those bounds hold for identical episodes. Real tool calls vary: with ``--env-sigma S``
+each wait is drawn (log-normal, mean ``--env-ms``, the same draws for both loops) and
+lockstep waits for the slowest environment of every turn, which is where verl-tool's
+1.7-2x comes from. With a policy that batches by itself (``--model vllm:default``) the
+async engine also sends every request alone, so a short reply never waits for a long one.
+
 Runs alternate (lockstep, async, ...) and medians are reported. The policy is real: the
 tiny test model through the ``hf`` backend by default (``--model default`` for
-SmolLM2-135M). The last line is one JSON object.
+SmolLM2-135M through hf, or any policy spec such as ``vllm:default``). The last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import random
 import statistics
 import tempfile
 import time
@@ -48,20 +57,25 @@ class ToolWaitEnv(TextEnv):
     system_prompt = "You are an agent. Each reply runs a tool; read its result and continue."
     blocking = False
 
-    def __init__(self, delay_s: float = 0.1, turns: int = 4, obs_words: int = 12, **kwargs: Any):
+    def __init__(self, delay_s: float = 0.1, turns: int = 4, obs_words: int = 12, sigma: float = 0.0,
+                 **kwargs: Any):
         super().__init__(max_turns=turns, **kwargs)
-        self.delay_s, self.turns, self.obs_words = delay_s, turns, obs_words
+        self.delay_s, self.turns, self.obs_words, self.sigma = delay_s, turns, obs_words, sigma
 
     def generate_task(self, index: int) -> Task:
         return Task(id=f"wait-{index}", inputs={"index": index})
 
     def setup(self, task: Task) -> str:
         self.turn = 0
+        rng = random.Random(task.inputs["index"])  # same waits for the same episode in both loops
+        mu = math.log(self.delay_s) - self.sigma**2 / 2  # log-normal with mean delay_s
+        self.waits = [rng.lognormvariate(mu, self.sigma) if self.sigma else self.delay_s
+                      for _ in range(self.turns)]
         return f"Task {task.id}: look at the grid and move to the goal."
 
     async def astep(self, action: Any):
         self._check_running()
-        await asyncio.sleep(self.delay_s)  # the tool call: network, sandbox, search...
+        await asyncio.sleep(self.waits[self.turn])  # the tool call: network, sandbox, search...
         self.turn += 1
         done = self.turn >= self.turns
         self._done = done
@@ -134,6 +148,10 @@ async def run_async(engine: RolloutEngine, episodes: int, env_kwargs: dict[str, 
 def load_policy(model: str):
     from agentgym.policy.hf import HFPolicy
 
+    if ":" in model:
+        from agentgym.policy.load import load_policy as load_spec
+
+        return load_spec(model), model
     if model == "tiny":
         from agentgym.policy.tiny import make_tiny_model
 
@@ -151,7 +169,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     policy, label = load_policy(args.model)
     params = SamplingParams(temperature=1.0, max_tokens=args.max_tokens)
-    env_kwargs = {"delay_s": args.env_ms / 1000, "turns": args.turns, "obs_words": args.obs_words}
+    env_kwargs = {"delay_s": args.env_ms / 1000, "turns": args.turns, "obs_words": args.obs_words,
+                  "sigma": args.env_sigma}
     engine = RolloutEngine(
         policy,
         RolloutConfig(sampling=params, max_batch=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000,
@@ -171,6 +190,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
               f"mean batch {async_runs[-1]['mean_batch']:.1f}, policy busy {async_runs[-1]['policy_busy_s']:.2f} s)"
               f"{full}", flush=True)
     await engine.aclose()
+    await policy.close()
     med = lambda runs, key: statistics.median(x[key] for x in runs)
     same_wall, async_wall = med(same_runs, "wall_s"), med(async_runs, "wall_s")
     full_wall = med(full_runs, "wall_s") if full_runs else None
@@ -185,6 +205,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "episodes": args.episodes,
         "turns": args.turns,
         "env_step_ms": args.env_ms,
+        "env_sigma": args.env_sigma,
         "max_tokens": args.max_tokens,
         "max_batch": args.max_batch,
         "torch_threads": args.threads or None,
@@ -205,11 +226,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny", help="tiny (built in code) | default | a model folder or HF id")
+    parser.add_argument("--model", default="tiny",
+                        help="tiny (built in code) | default | a model folder | a policy spec (vllm:default)")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--env-ms", type=float, default=100.0)
     parser.add_argument("--max-tokens", type=int, default=4)
+    parser.add_argument("--env-sigma", type=float, default=0.0,
+                        help="spread of the tool wait (log-normal sigma; 0 = every wait is --env-ms)")
     parser.add_argument("--obs-words", type=int, default=12)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--skip-full", action="store_true", help="skip the full-batch lockstep variant")

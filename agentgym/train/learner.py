@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from agentgym.malloc import release_free_memory
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
@@ -163,7 +164,9 @@ class Learner:
             betas=tuple(trainer.betas),
             eps=trainer.adam_eps,
             weight_decay=trainer.weight_decay,
-            foreach=True,
+            # One fused kernel per step (CPU and CUDA): faster than foreach, and no temporary
+            # copies of every parameter (foreach held ~2 extra model-sized buffers at its peak).
+            fused=True,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(trainer.schedule, trainer.warmup_steps, trainer.steps)
@@ -267,6 +270,7 @@ class Learner:
         out.update(stats.summary())
         if ref_logps is None:
             out.pop("kl")
+        release_free_memory()  # the step's activations and gradients are freed: give the pages back
         return out
 
     @torch.no_grad()

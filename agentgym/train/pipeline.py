@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from agentgym.errors import UserError
+from agentgym.malloc import limit_malloc_growth
 from agentgym.policy.base import GenerationRequest, SamplingParams
 from agentgym.rollout.context import ContextBuilder
 from agentgym.rollout.engine import EpisodeSpec, RolloutConfig as EngineConfig, RolloutEngine, renderer_of
@@ -661,26 +662,6 @@ def _update_bar(bar, metrics: dict[str, Any]) -> None:
         "stale": metrics.get("staleness/mean"),
     }
     bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))}, refresh=False)
-
-
-def limit_malloc_growth() -> None:
-    """Keep glibc from hoarding freed tensor memory.
-
-    Generation and training run in worker threads; each thread's malloc arena keeps the
-    large blocks it freed, and glibc's adaptive mmap threshold moves big tensors from
-    mmap into those arenas after the first frees. On CPU a run's RSS then grows by GBs per
-    step until the OOM killer ends it. A fixed mmap threshold sends every large tensor
-    back to the OS when freed, and two arenas bound the rest.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB, fixed
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def train(config: TrainConfig, *, resume: bool = False, policy: Any = None, progress: bool | None = None) -> TrainResult:
