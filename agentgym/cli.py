@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
+        from agentgym.malloc import limit_malloc_growth
+
+        limit_malloc_growth()  # eval, play and serve-policy generate in threads as train does
         code = args.func(args)
         return int(code or 0)
     except UserError as exc:

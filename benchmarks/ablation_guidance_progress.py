@@ -42,9 +42,12 @@ sys.path.insert(0, str(ROOT))
 
 CONFIGS = ROOT / "configs" / "ablation"
 VARIANTS = ("plain", "guidance", "progress", "both")
+# The maze is the main job's (3x3, text description, 2-move paths, 3 turns) without its reward
+# shaping, so that "+ progress" is the only dense signal; Sokoban gets room for its pushes.
 ENVS = {
-    "maze": {"id": "maze-easy/v0", "kwargs": {}},
-    "sokoban": {"id": "sokoban-easy/v0", "kwargs": {}},
+    "maze": {"id": "maze/v0", "kwargs": {"preset": "easy", "size": 3, "wall_density": 0.1, "min_path": 2,
+                                          "max_path": 2, "obs_mode": "description", "max_turns": 3}},
+    "sokoban": {"id": "sokoban-easy/v0", "kwargs": {"max_turns": 5}},
 }
 
 
@@ -249,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     from agentgym.core.registry import registry
 
+    from agentgym.malloc import limit_malloc_growth
+
+    limit_malloc_growth()  # as the CLI does: bounded malloc arenas for threaded generation
     registry()  # load env plugins here, once: loading them lazily from worker threads raced (unknown env ids)
     if args.combine:
         return combine(args.combine, args.out)
