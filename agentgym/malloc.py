@@ -22,12 +22,12 @@ _M_ARENA_MAX = -8
 
 
 def _libc():
+    """glibc, or None on other C libraries (musl, macOS), where both functions are no-ops."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - not glibc without them
-        return libc
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 _LIBC = _libc()
