@@ -104,7 +104,10 @@ async def test_no_privileges(box: Sandbox):
 
 async def test_fork_bomb_is_contained(box: Sandbox):
     t = time.monotonic()
-    res = await box.exec(":(){ :|:& };:", timeout=5)
+    # The foreground shell spins (builtins only, no forks) while the bomb grows in the
+    # background: a shell that returned at once would take the bomb down with it before any
+    # fork failed, and the test would show nothing.
+    res = await box.exec(":(){ :|:& };:; i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done", timeout=5)
     assert time.monotonic() - t < 25
     assert "Resource temporarily unavailable" in res.stderr  # the pids limit stopped it
     await box.reset()
