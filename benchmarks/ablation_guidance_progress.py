@@ -7,8 +7,14 @@ rate on each step's training groups *before* any guidance (guided re-attempts ar
 counted, they would flatter the guided variants), plus the fraction of groups whose
 advantages are not all zero (the groups GRPO can learn from).
 
-    python benchmarks/ablation_guidance_progress.py --steps 20            # the full ablation
+    python benchmarks/ablation_guidance_progress.py --steps 8             # both envs, one process
     python benchmarks/ablation_guidance_progress.py --steps 2 --envs maze # a smoke run
+    # the README's run: one process per env, then merged
+    python benchmarks/ablation_guidance_progress.py --steps 8 --envs maze --out runs/ablation-maze
+    python benchmarks/ablation_guidance_progress.py --steps 6 --envs sokoban \
+        --set rollout.groups_per_step=2 --out runs/ablation-sokoban
+    python benchmarks/ablation_guidance_progress.py --combine runs/ablation-maze runs/ablation-sokoban \
+        runs/ablation-hard --out runs/ablation
 
 A second measurement (``--hard-groups N``, rollouts only, no training) runs N groups on a
 hard maze setting where the untrained model's groups all fail, and reports the fraction of
