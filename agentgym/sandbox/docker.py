@@ -51,9 +51,21 @@ cp -a "$WORK"/. {SNAPSHOT_DIR}/
 chown -R root:root {SNAPSHOT_DIR} && chmod 0755 {SNAPSHOT_DIR}
 """
 #: Run as root: stop every agent process (so a fork bomb cannot refill), then kill them all,
-#: until none is left.
-KILL_SCRIPT = ("for i in $(seq 1 100); do pgrep -u agent >/dev/null || break; "
-               "pkill -STOP -u agent; pkill -9 -u agent; done; true")
+#: until none is left. Bash builtins only: when a fork bomb has filled the container's pids
+#: limit, pgrep and pkill cannot even start (the old script's pgrep failed, read as "none left").
+KILL_SCRIPT = r"""
+AU=; while IFS=: read -r n _ u _; do [ "$n" = agent ] && AU=$u; done < /etc/passwd
+for ((round = 0; round < 100; round++)); do
+  pids=()
+  for d in /proc/[0-9]*; do
+    u=; { while read -r k a _; do [ "$k" = Uid: ] && { u=$a; break; }; done < "$d/status"; } 2>/dev/null
+    if [ -n "$AU" ] && [ "$u" = "$AU" ]; then pids+=("${d#/proc/}"); kill -STOP "${d#/proc/}" 2>/dev/null; fi
+  done
+  [ ${#pids[@]} -eq 0 ] && break
+  kill -9 "${pids[@]}" 2>/dev/null
+done
+true
+"""
 #: Run as root to go back to the snapshot.
 RESET_SCRIPT = KILL_SCRIPT + f"""
 find "$WORK" /tmp /dev/shm -mindepth 1 -delete && cp -a {SNAPSHOT_DIR}/. "$WORK"/ && chown -R agent:agent "$WORK"
