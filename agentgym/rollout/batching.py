@@ -33,6 +33,14 @@ class BatchStats:
     max_batch_seen: int = 0
     sizes: list[int] = field(default_factory=list)
 
+    def record(self, size: int, elapsed: float) -> None:
+        """One ``policy.generate`` call of ``size`` requests that took ``elapsed`` seconds."""
+        self.calls += 1
+        self.requests += size
+        self.busy_s += elapsed
+        self.max_batch_seen = max(self.max_batch_seen, size)
+        self.sizes.append(size)
+
     @property
     def mean_batch(self) -> float:
         return self.requests / self.calls if self.calls else 0.0
@@ -127,11 +135,7 @@ class BatchingPolicy:
         try:
             (result,) = await self.policy.generate([request])
         finally:
-            self.stats.calls += 1
-            self.stats.requests += 1
-            self.stats.busy_s += time.perf_counter() - start
-            self.stats.max_batch_seen = max(self.stats.max_batch_seen, 1)
-            self.stats.sizes.append(1)
+            self.stats.record(1, time.perf_counter() - start)
         return result
 
     def _live(self) -> list[_Pending]:
@@ -153,12 +157,7 @@ class BatchingPolicy:
                 if not p.future.done():
                     p.future.set_result(result)
         finally:
-            elapsed = time.perf_counter() - start
-            self.stats.calls += 1
-            self.stats.requests += len(batch)
-            self.stats.busy_s += elapsed
-            self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(batch))
-            self.stats.sizes.append(len(batch))
+            self.stats.record(len(batch), time.perf_counter() - start)
             self._slots.release()
 
     async def aclose(self) -> None:

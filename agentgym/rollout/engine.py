@@ -373,28 +373,28 @@ async def _close(env: Any) -> None:
         pass
 
 
-async def _progress_of(env: Any) -> float | None:
-    """``env.progress()`` (state progress in [0, 1]), or None when the env cannot tell or fails."""
-    fn = getattr(env, "progress", None)
+async def _optional_hook(env: Any, name: str, convert: Callable[[Any], Any]) -> Any:
+    """``convert(env.<name>())`` for an optional env hook (``progress``, ``hint``), or None when
+    the env has no such hook, it returns None or it fails: bookkeeping and guidance never end an
+    episode."""
+    fn = getattr(env, name, None)
     if fn is None:
         return None
     try:
         value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
-        return None if value is None else float(value)
-    except Exception:  # progress is optional bookkeeping: never end an episode over it
+        return None if value is None else convert(value)
+    except Exception:
         return None
+
+
+async def _progress_of(env: Any) -> float | None:
+    """``env.progress()`` (state progress in [0, 1]), read by retrospective progress rewards."""
+    return await _optional_hook(env, "progress", float)
 
 
 async def _hint_of(env: Any) -> str | None:
-    """``env.hint()`` for step-level guidance, or None when the env has none or fails."""
-    fn = getattr(env, "hint", None)
-    if fn is None:
-        return None
-    try:
-        value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
-        return None if value is None else str(value)
-    except Exception:  # guidance is optional: never end an episode over it
-        return None
+    """``env.hint()`` for step-level guidance."""
+    return await _optional_hook(env, "hint", str)
 
 
 def _check_completion(completion: Completion) -> None:
