@@ -8,13 +8,6 @@ from agentgym.train.config import load_config
 from agentgym.train.pipeline import train
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from agentgym.policy.tiny import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
 @pytest.mark.slow
 def test_one_training_step_with_guidance_strip_and_progress(tmp_path, tiny_folder):
     cfg = load_config(None, [

@@ -12,27 +12,26 @@ from agentgym.rollout.trajectory import read_jsonl
 from tests.rewards.helpers import FakePolicy
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from agentgym.policy.tiny import make_tiny_model
+def qa_config(tmp_path, tiny_folder, *extra):
+    """Two groups of two one-turn qa/v0 episodes per step with the tiny model; ``extra`` overrides."""
+    from agentgym.train.config import load_config
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
+    return load_config(None, [
+        f"run_dir={tmp_path / 'run'}", f"model.policy=hf:{tiny_folder}",
+        "envs=[{id: qa/v0}]", "rollout.group_size=2", "rollout.groups_per_step=2", "rollout.max_tokens=8",
+        "rollout.max_turns=1", "rollout.tools=false", "checkpoint.every=100",
+        "checkpoint.export_final=false", "logging.progress=false", "logging.tensorboard=false",
+        "logging.plot=false", *extra,
+    ])
 
 
 @pytest.mark.slow
 async def test_grpo_steps_on_qa_with_rubric_rewards(tmp_path, tiny_folder):
     import asyncio
 
-    from agentgym.train.config import load_config
     from agentgym.train.pipeline import train
 
-    cfg = load_config(None, [
-        "name=qa-tiny", f"run_dir={tmp_path / 'run'}", "seed=0", f"model.policy=hf:{tiny_folder}",
-        "envs=[{id: qa/v0}]", "rollout.group_size=2", "rollout.groups_per_step=2", "rollout.max_tokens=8",
-        "rollout.max_turns=1", "rollout.tools=false", "trainer.steps=2", "checkpoint.every=100",
-        "checkpoint.export_final=false", "logging.progress=false", "logging.tensorboard=false",
-        "logging.plot=false",
-    ])
+    cfg = qa_config(tmp_path, tiny_folder, "name=qa-tiny", "seed=0", "trainer.steps=2")
     result = await asyncio.to_thread(train, cfg)
     assert result.final_step == 2 and len(result.metrics) == 2
     files = sorted((cfg.run_path / "trajectories").glob("*.jsonl"))
@@ -57,16 +56,10 @@ async def test_training_config_rewards_section_scores_rubrics_in_the_loop(tmp_pa
     """With `rewards:` in the config the learner itself calls the reward pipeline each step."""
     import asyncio
 
-    from agentgym.train.config import load_config
     from agentgym.train.pipeline import train
 
-    cfg = load_config(None, [
-        "name=qa-rubric", f"run_dir={tmp_path / 'run'}", "seed=1", f"model.policy=hf:{tiny_folder}",
-        "envs=[{id: qa/v0}]", "rollout.group_size=2", "rollout.groups_per_step=2", "rollout.max_tokens=8",
-        "rollout.max_turns=1", "rollout.tools=false", "trainer.steps=1", "checkpoint.every=100",
-        "checkpoint.export_final=false", "logging.progress=false", "logging.tensorboard=false",
-        "logging.plot=false", "rewards={env_weight: 0.0, rubric_weight: 1.0, tasks: qa/v0}",
-    ])
+    cfg = qa_config(tmp_path, tiny_folder, "name=qa-rubric", "seed=1", "trainer.steps=1",
+                    "rewards={env_weight: 0.0, rubric_weight: 1.0, tasks: qa/v0}")
     result = await asyncio.to_thread(train, cfg)
     assert result.final_step == 1
     assert result.metrics[0].get("rubric/scored", 0) + result.metrics[0].get("rubric/unscorable", 0) == 4

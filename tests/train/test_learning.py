@@ -10,13 +10,6 @@ from agentgym.train.pipeline import train
 from tests.train.toy_env import register
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from agentgym.policy.tiny import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
 def toy_config(tmp_path, tiny_folder, *extra):
     register()
     return load_config(None, [

@@ -24,13 +24,6 @@ else:
     pytest.importorskip("vllm")
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from agentgym.policy.tiny import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
 def sampled_logprobs(model, traj) -> tuple[torch.Tensor, torch.Tensor]:
     """(recorded, recomputed) log-probs of every sampled token of ``traj`` at temperature 1."""
     ids = torch.tensor([traj.token_ids])
