@@ -14,33 +14,37 @@ one phase's leftovers do not add to the next one's peak.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
 MMAP_THRESHOLD = 32 << 20
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 
+@functools.cache
 def _libc():
-    """glibc, or None on other C libraries (musl, macOS), where both functions are no-ops."""
+    """glibc, or None on other C libraries (musl, macOS), where both functions are no-ops.
+
+    Loaded on first use, by its usual name: ``ctypes.util.find_library`` runs ``ldconfig`` in
+    a subprocess, which the CLI would pay on every command.
+    """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
-_LIBC = _libc()
-
-
 def limit_malloc_growth(mmap_threshold: int = MMAP_THRESHOLD) -> None:
     """Fix glibc's mmap threshold and cap the number of arenas (a no-op off glibc)."""
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
-        _LIBC.mallopt(_M_ARENA_MAX, 2)
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
+        libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def release_free_memory() -> None:
     """Return free heap pages to the OS (``malloc_trim``); cheap, call it between phases."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
