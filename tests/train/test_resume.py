@@ -16,7 +16,7 @@ from agentgym.train.checkpoint import list_checkpoints, step_dir
 from agentgym.train.config import save_config
 from agentgym.train.metrics import read_metrics
 from agentgym.train.pipeline import Trainer, train
-from tests.train.test_learning import tiny_folder, toy_config  # noqa: F401  (fixture)
+from tests.train.test_learning import toy_config
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = (
