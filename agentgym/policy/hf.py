@@ -2,6 +2,8 @@
 
 Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch: prompts
 are left-padded, run with a KV cache, and finished rows are dropped from the batch as they end.
+The keys and values of each finished sequence are kept (:mod:`agentgym.policy.prefix_cache`,
+``prefix_cache_gb``), so the next turn of a multi-turn episode prefills only its new tokens.
 
 Logprobs: ``Completion.logprobs[i]`` is ``log softmax(logits / T)[token_i]`` over the full
 vocabulary, with ``T = params.temperature`` (``T = 1`` when greedy, ``temperature=0``); top-p
@@ -25,6 +27,7 @@ from typing import Any, Mapping, Sequence
 from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest
 from agentgym.policy.chat import ChatRenderer
+from agentgym.policy.prefix_cache import PrefixCache, PrefixEntry
 
 
 @dataclass
@@ -87,6 +90,7 @@ class HFPolicy:
         device: str | None = None,
         dtype: str | None = None,
         max_batch_size: int = 64,
+        prefix_cache_gb: float = 1.0,
         name: str | None = None,
     ):
         torch = require("torch", "hf", "the hf policy backend")
@@ -118,6 +122,8 @@ class HFPolicy:
         self.eos = eos_ids(self.tokenizer, getattr(self.model, "generation_config", None))
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else next(iter(self.eos), 0))
+        # Keys/values of finished turns, so the next turn of an episode prefills only its new tokens.
+        self.prefix_cache = PrefixCache(int(prefix_cache_gb * 2**30)) if prefix_cache_gb > 0 else None
         self._generator = torch.Generator(device="cpu")
         self._generator.seed()
         self._pending: list[tuple[_Row, asyncio.Future]] = []
@@ -135,6 +141,8 @@ class HFPolicy:
             if state_dict is not None:
                 self.model.load_state_dict(state_dict, strict=False)
             self.version += 1
+            if self.prefix_cache is not None:
+                self.prefix_cache.clear()  # keys and values of the old weights
             return self.version
 
     # -- generation ------------------------------------------------------------------------
@@ -208,14 +216,22 @@ class HFPolicy:
 
         dev = self.device
         count = len(rows)
-        width = max(len(r.prompt) for r in rows)
+        cache = self.prefix_cache
+        hits = [cache.lookup(r.prompt, self.version) if cache is not None else None for r in rows]
+        past = [len(h.ids) if h is not None else 0 for h in hits]
+        past_width = max(past)
+        # Each row: [padding | cached tokens | padding | new tokens]; the mask hides both paddings.
+        width = max(len(r.prompt) - p for r, p in zip(rows, past))
         input_ids = torch.full((count, width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((count, width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row.prompt):] = torch.tensor(row.prompt)
-            attention[i, width - len(row.prompt):] = 1
+        attention = torch.zeros((count, past_width + width), dtype=torch.long)
+        for i, (row, p) in enumerate(zip(rows, past)):
+            fresh = row.prompt[p:]
+            input_ids[i, width - len(fresh):] = torch.tensor(fresh)
+            attention[i, past_width + width - len(fresh):] = 1
+            attention[i, past_width - p: past_width] = 1
         input_ids, attention = input_ids.to(dev), attention.to(dev)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, past_width:]
+        past_kv = self._past(hits, past_width) if past_width else None
         temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=dev)
         top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float32, device=dev)
         generators = []
@@ -234,10 +250,12 @@ class HFPolicy:
         active = list(range(count))  # row index of each line of the running batch
 
         out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                         use_cache=True, logits_to_keep=1)
+                         past_key_values=past_kv, use_cache=True, logits_to_keep=1)
+        kv = out.past_key_values
+        if cache is not None and not _plain_dynamic(kv):
+            cache = self.prefix_cache = None  # sliding windows, recurrent state...: not cacheable per row
         while True:
             logits = out.logits[:, -1, :].float()
-            cache = out.past_key_values
             chosen, chosen_logprobs = sample(logits, temperature, top_p, [generators[i] for i in active])
             keep: list[int] = []
             for line, i in enumerate(active):
@@ -255,18 +273,24 @@ class HFPolicy:
                     finish[i] = "length"
                 if finish[i] is None:
                     keep.append(line)
+                elif cache is not None:  # everything fed so far: the prompt and all but the last token
+                    self._remember(cache, kv, line, attention[line], row.prompt + tokens[i][:-1])
             if not keep:
                 break
             if len(keep) < len(active):
                 index = torch.tensor(keep, device=dev)
-                cache.reorder_cache(index)
+                kv.reorder_cache(index)
                 attention, positions, chosen = attention[index], positions[index], chosen[index]
                 temperature, top_p = temperature[index], top_p[index]
                 active = [active[line] for line in keep]
             attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(input_ids=chosen.view(-1, 1).to(dev), attention_mask=attention,
-                             position_ids=positions, past_key_values=cache, use_cache=True)
+                             position_ids=positions, past_key_values=kv, use_cache=True)
+        if cache is not None:
+            for hit in hits:  # their sequences moved on; the longer entries just stored replace them
+                if hit is not None:
+                    cache.discard(hit)
         return [
             Completion(
                 text=texts[i] if texts[i] is not None else self.tokenizer.decode(tokens[i], skip_special_tokens=True),
@@ -278,9 +302,42 @@ class HFPolicy:
             for i in range(count)
         ]
 
+    def _past(self, hits: list[PrefixEntry | None], width: int) -> Any:
+        """A batch cache of ``width`` positions: each hit's keys/values right-aligned, zeros elsewhere."""
+        from transformers import DynamicCache
+
+        sample = next(h for h in hits if h is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(sample.layers):
+            keys = k0.new_zeros((len(hits), k0.shape[0], width, k0.shape[-1]))
+            values = v0.new_zeros((len(hits), v0.shape[0], width, v0.shape[-1]))
+            for i, hit in enumerate(hits):
+                if hit is not None:
+                    k, v = hit.layers[layer]
+                    keys[i, :, width - k.shape[1]:] = k
+                    values[i, :, width - v.shape[1]:] = v
+            layers.append((keys, values))
+        return DynamicCache(ddp_cache_data=layers, config=self.model.config)
+
+    def _remember(self, cache: PrefixCache, kv: Any, line: int, mask: Any, ids: list[int]) -> None:
+        """Store the keys/values of batch line ``line`` (its unmasked positions) for ``ids``."""
+        valid = mask.bool()
+        if int(valid.sum()) != len(ids):
+            return
+        cache.store(ids, [(layer.keys[line][:, valid], layer.values[line][:, valid]) for layer in kv.layers],
+                    self.version)
+
     async def close(self) -> None:
         if self._worker is not None and not self._worker.done():
             await self._worker
+
+
+def _plain_dynamic(kv: Any) -> bool:
+    """True for a cache of full-attention layers only, whose rows can be cut out and stitched together."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(kv, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 def sample(logits: Any, temperature: Any, top_p: Any, generators: list[Any]) -> tuple[Any, Any]:
