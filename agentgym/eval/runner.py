@@ -25,6 +25,7 @@ from agentgym.eval.suite import Suite, load_suite, suite_tasks
 from agentgym.policy.base import Policy
 from agentgym.rollout.engine import EpisodeSpec, JsonlSink, RolloutConfig, RolloutEngine
 from agentgym.rollout.trajectory import Trajectory, read_jsonl
+from agentgym.torch_thread import run_on_torch_thread
 
 TRAJECTORIES = "trajectories.jsonl"
 RUN_INFO = "run.json"
@@ -89,7 +90,7 @@ async def aevaluate(
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):
-        policy = await asyncio.to_thread(_load_policy, policy)
+        policy = await run_on_torch_thread(_load_policy, policy)
     sampling = suite.sampling_params(temperature=temperature, max_tokens=max_tokens)
     out = Path(out_dir) if out_dir is not None else None
     start = time.perf_counter()

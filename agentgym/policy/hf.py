@@ -1,6 +1,7 @@
 """The ``hf`` backend: transformers generation on CPU or CUDA, batched, with exact logprobs.
 
-Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch: prompts
+Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch (run on the
+process's torch thread, :mod:`agentgym.torch_thread`): prompts
 are left-padded, run with a KV cache, and finished rows are dropped from the batch as they end.
 The keys and values of each finished sequence are kept (:mod:`agentgym.policy.prefix_cache`,
 ``prefix_cache_gb``), so the next turn of a multi-turn episode prefills only its new tokens.
@@ -28,6 +29,7 @@ from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.prefix_cache import PrefixCache, PrefixEntry
+from agentgym.torch_thread import run_on_torch_thread
 
 
 @dataclass
@@ -180,7 +182,7 @@ class HFPolicy:
             await asyncio.sleep(0)
             batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
             try:
-                results = await asyncio.to_thread(self.generate_rows, [row for row, _ in batch])
+                results = await run_on_torch_thread(self.generate_rows, [row for row, _ in batch])
             except Exception as exc:  # the callers see the error
                 for _, future in batch:
                     if not future.done():

@@ -59,6 +59,7 @@ from agentgym.rewards.verifiable import contains_answer, normalize_answer
 from agentgym.rollout.context import Guidance
 from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
 from agentgym.rollout.trajectory import Trajectory
+from agentgym.torch_thread import run_on_torch_thread
 
 ProviderName = Literal["env_hint", "reference", "teacher", "feedback"]
 Scorer = Callable[[list[int]], list[float]]
@@ -569,7 +570,7 @@ class GuidedRollouts:
                 t.metadata["guided"] = True
                 if cfg.context == "strip" and t.status != "failed":
                     if self.scorer is not None and t.token_ids:
-                        ok = await asyncio.to_thread(strip_guidance, t, self.scorer, cfg.ratio_clip)
+                        ok = await run_on_torch_thread(strip_guidance, t, self.scorer, cfg.ratio_clip)
                     else:
                         ok = strip_guidance(t, None, cfg.ratio_clip)
                     stripped += ok

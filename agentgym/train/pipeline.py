@@ -46,6 +46,7 @@ from agentgym.rollout.guidance import guided_rollouts
 from agentgym.train.advantages import build_samples, outcome_credit
 from agentgym.train.config import EnvEntry, TrainConfig, save_config
 from agentgym.train.metrics import MetricsLogger, plot_learning_curve, wilson_interval
+from agentgym.torch_thread import run_on_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -269,13 +270,15 @@ class Trainer:
     async def _async_sync(self) -> float:
         if self.sync_mode == "push":
             t = time.perf_counter()
-            state = await asyncio.to_thread(_merged_state_dict, self.model)
+            state = await run_on_torch_thread(_merged_state_dict, self.model)
             update = getattr(self.raw_policy, "update_weights", None) or getattr(self.raw_policy, "load_weights")
             result = update(state)
             if asyncio.iscoroutine(result):
                 await result
             return time.perf_counter() - t
-        return await asyncio.to_thread(self.sync_weights)
+        if isinstance(self.policy, LockedPolicy):  # may wait for a generate call that holds its lock
+            return await asyncio.to_thread(self.sync_weights)
+        return await run_on_torch_thread(self.sync_weights)
 
     # ----------------------------------------------------------------- data
     def episode_specs(self, step: int) -> list[EpisodeSpec]:
@@ -398,9 +401,9 @@ class Trainer:
     async def run(self) -> TrainResult:
         cfg = self.config
         resume_from = self._prepare_run_dir()
-        await asyncio.to_thread(self._build)
+        await run_on_torch_thread(self._build)
         if resume_from is not None:
-            await asyncio.to_thread(self._restore, resume_from)
+            await run_on_torch_thread(self._restore, resume_from)
             if self.sync_mode == "push":  # a vllm engine still holds the starting weights
                 await self._async_sync()
         elif self.resume:
@@ -463,7 +466,7 @@ class Trainer:
                 logger.log(done_step, metrics)
                 result.metrics.append({"step": done_step, **metrics})
                 if done_step % cfg.checkpoint.every == 0 or done_step == total:
-                    await asyncio.to_thread(self._save, done_step)
+                    await run_on_torch_thread(self._save, done_step)
                 result.final_step = done_step
                 _update_bar(bar, metrics)
             await producer
@@ -472,7 +475,7 @@ class Trainer:
                 logger.log(total, record, kind="eval")
                 result.evals.append({"step": total, **record})
             if cfg.checkpoint.export_final:
-                await asyncio.to_thread(self.export, self.run_dir / "final")
+                await run_on_torch_thread(self.export, self.run_dir / "final")
         finally:
             if "producer" in locals() and not producer.done():
                 producer.cancel()
@@ -536,7 +539,7 @@ class Trainer:
         gen_tokens = metrics.get("tokens/generated", 0)
         metrics["tokens/generated_per_s"] = gen_tokens / gen_s if gen_s > 0 else 0.0
         if samples:
-            learner_metrics = await asyncio.to_thread(self._locked_step, samples)
+            learner_metrics = await run_on_torch_thread(self._locked_step, samples)
             metrics.update(learner_metrics)
         else:  # nothing to learn from (all groups flat and dropped): the version still advances
             metrics["skipped_update"] = True
