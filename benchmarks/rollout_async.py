@@ -235,7 +235,8 @@ if __name__ == "__main__":
     parser.add_argument("--env-sigma", type=float, default=0.0,
                         help="spread of the tool wait (log-normal sigma; 0 = every wait is --env-ms)")
     parser.add_argument("--obs-words", type=int, default=12)
-    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-batch", type=int, default=16,
+                        help="largest batch of the async engine (16 was fastest of 8-64 for the tiny model)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full-batch lockstep variant")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)

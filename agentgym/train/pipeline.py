@@ -3,7 +3,8 @@
 Two coroutines share a queue. The *producer* generates the batch of step ``s`` (G
 episodes for each of ``groups_per_step`` tasks, environments drawn by weight) as soon
 as the policy version is at least ``s - max_staleness``; the *consumer* turns each
-batch into advantages, runs :meth:`Learner.step` in a worker thread, pushes the new
+batch into advantages, runs :meth:`Learner.step` on the torch thread
+(:mod:`agentgym.torch_thread`, where hf generation runs too), pushes the new
 weights to the rollout policy and bumps the version. ``max_staleness=0`` is the
 synchronous loop; ``1`` overlaps generation of step ``s+1`` with training on ``s``.
 Every trajectory records the version that produced it, and the importance ratio
