@@ -335,8 +335,14 @@ class HFPolicy:
 
 
 def _plain_dynamic(kv: Any) -> bool:
-    """True for a cache of full-attention layers only, whose rows can be cut out and stitched together."""
-    from transformers.cache_utils import DynamicLayer
+    """True for a cache of full-attention layers only, whose rows can be cut out and stitched together.
+
+    Older transformers (before per-layer caches) answer False: the prefix cache then stays off.
+    """
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return False
 
     layers = getattr(kv, "layers", None)
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
