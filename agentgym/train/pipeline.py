@@ -552,7 +552,12 @@ class Trainer:
     def _locked_step(self, samples):
         # The optimizer writes the weights in place: keep generation of a shared module out meanwhile.
         if self.sync_mode == "shared":
-            return self.learner.step(samples, update_lock=self._weights_lock)
+            metrics = self.learner.step(samples, update_lock=self._weights_lock)
+            # Generation may run before sync_weights bumps the version: drop the old weights' keys/values now.
+            cache = getattr(self.raw_policy, "prefix_cache", None)
+            if cache is not None:
+                cache.clear()
+            return metrics
         return self.learner.step(samples)
 
     # ----------------------------------------------------------------- export

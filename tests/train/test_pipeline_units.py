@@ -50,3 +50,23 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "trainer.lrr" in err and err.count("\n") == 1
     assert main(["train", str(cfg), "--print-config", "trainer.lr=2e-5"]) == 0
     assert "lr: 2.0e-05" in capsys.readouterr().out
+
+
+def test_a_shared_learner_step_empties_the_rollout_prefix_cache():
+    """Generation can run between the optimizer write and the version bump; it must not reuse old keys/values."""
+    import threading
+    import types
+
+    import torch
+
+    from agentgym.policy.prefix_cache import PrefixCache
+
+    cache = PrefixCache(max_bytes=10**6)
+    cache.store([1, 2, 3], [(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2))], version=0)
+    trainer = Trainer.__new__(Trainer)
+    trainer.sync_mode = "shared"
+    trainer._weights_lock = threading.RLock()
+    trainer.raw_policy = types.SimpleNamespace(prefix_cache=cache)
+    trainer.learner = types.SimpleNamespace(step=lambda samples, update_lock=None: {"loss": 0.0})
+    assert trainer._locked_step([]) == {"loss": 0.0}
+    assert len(cache) == 0
