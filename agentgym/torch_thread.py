@@ -4,9 +4,10 @@ Async code runs blocking torch calls off the event loop. Sent to asyncio's defau
 each call can land on a different worker thread, and on CPU each of those threads gets
 its own OpenMP thread team. Once libgomp manages more threads than there are cores it
 stops spinning between parallel regions and puts its workers to sleep after every
-operation: measured on a 2-core machine, SmolLM2-135M generated a batch 2.2x slower from
-a pool thread (7.4 s) than from the main thread (3.3 s). Running all of it on one
-long-lived thread keeps a single team and the speed of the main thread (3.5-3.8 s).
+operation, for the rest of the process. On a 2-core machine ``benchmarks/torch_thread.py``
+measures a SmolLM2-135M batch at 3.86 s from pool threads and 2.88 s on one thread, and the
+main job's learner steps went from 53 s to 28 s. Running all of it on one long-lived
+thread keeps a single team.
 
 Only code that never waits on other work queued here may run on this thread (it is one
 thread: a job that waits for a later job would wait forever).

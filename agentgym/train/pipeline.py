@@ -6,7 +6,8 @@ as the policy version is at least ``s - max_staleness``; the *consumer* turns ea
 batch into advantages, runs :meth:`Learner.step` on the torch thread
 (:mod:`agentgym.torch_thread`, where hf generation runs too), pushes the new
 weights to the rollout policy and bumps the version. ``max_staleness=0`` is the
-synchronous loop; ``1`` overlaps generation of step ``s+1`` with training on ``s``.
+synchronous loop; ``1`` overlaps the rollouts of step ``s+1`` with training on ``s``
+(environment work always; generation itself when it runs in other processes, e.g. vLLM).
 Every trajectory records the version that produced it, and the importance ratio
 against its behaviour log-probs corrects for the lag.
 
