@@ -19,6 +19,7 @@ safetensors to a temporary folder and has every worker reload from it in place (
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import tempfile
@@ -144,4 +145,13 @@ class VLLMPolicy:
         return self.version
 
     async def close(self) -> None:
-        self.engine.shutdown()
+        """Shut the engine down now, while the interpreter is whole.
+
+        Dropping the last reference here also runs ``AsyncLLM.__del__`` now; left to interpreter
+        exit it calls into already-torn-down modules and prints a TypeError.
+        """
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.shutdown()
+            del engine
+            gc.collect()

@@ -491,6 +491,10 @@ class Trainer:
             await self.engine.aclose()
             if self.reward_pipeline is not None:
                 await self.reward_pipeline.close()
+            if self._policy_arg is None:  # loaded here: shut it down (a vllm engine's processes)
+                close = getattr(getattr(self, "raw_policy", None), "close", None)
+                if close is not None:
+                    await close()
         result.wall_s = self.elapsed_before + time.perf_counter() - self._t_start
         if cfg.logging.plot:
             await asyncio.to_thread(plot_learning_curve, self.run_dir)
