@@ -5,9 +5,8 @@ each call can land on a different worker thread, and on CPU each of those thread
 its own OpenMP thread team. Once libgomp manages more threads than there are cores it
 stops spinning between parallel regions and puts its workers to sleep after every
 operation, for the rest of the process. On a 2-core machine ``benchmarks/torch_thread.py``
-measures a SmolLM2-135M batch at 3.86 s from pool threads and 2.88 s on one thread, and the
-main job's learner steps went from 53 s to 28 s. Running all of it on one long-lived
-thread keeps a single team.
+measures a SmolLM2-135M batch at 3.86 s from pool threads and 2.88 s on one thread. Running
+all of it on one long-lived thread keeps a single team.
 
 Only code that never waits on other work queued here may run on this thread (it is one
 thread: a job that waits for a later job would wait forever).
