@@ -270,6 +270,7 @@ class Trainer:
         return time.perf_counter() - t
 
     async def _async_sync(self) -> float:
+        """The weight sync for a policy that takes weights by push or sits behind a :class:`LockedPolicy`."""
         if self.sync_mode == "push":
             t = time.perf_counter()
             state = await run_on_torch_thread(_merged_state_dict, self.model)
@@ -278,9 +279,8 @@ class Trainer:
             if asyncio.iscoroutine(result):
                 await result
             return time.perf_counter() - t
-        if isinstance(self.policy, LockedPolicy):  # may wait for a generate call that holds its lock
-            return await asyncio.to_thread(self.sync_weights)
-        return await run_on_torch_thread(self.sync_weights)
+        # Not on the torch thread: it may wait for a generate call that holds the lock.
+        return await asyncio.to_thread(self.sync_weights)
 
     # ----------------------------------------------------------------- data
     def episode_specs(self, step: int) -> list[EpisodeSpec]:
@@ -544,26 +544,31 @@ class Trainer:
         })
         gen_tokens = metrics.get("tokens/generated", 0)
         metrics["tokens/generated_per_s"] = gen_tokens / gen_s if gen_s > 0 else 0.0
-        if samples:
-            learner_metrics = await run_on_torch_thread(self._locked_step, samples)
-            metrics.update(learner_metrics)
+        if self.sync_mode == "push" or isinstance(self.policy, LockedPolicy):  # the sync awaits, or waits on a lock
+            learned = await run_on_torch_thread(self._locked_step, samples) if samples else None
+            sync_s = await self._async_sync()
+        else:
+            learned, sync_s = await run_on_torch_thread(self._learn_and_sync, samples)
+        if learned is not None:
+            metrics.update(learned)
         else:  # nothing to learn from (all groups flat and dropped): the version still advances
             metrics["skipped_update"] = True
         self.version += 1
-        metrics["time/sync_s"] = await self._async_sync()
+        metrics["time/sync_s"] = sync_s
         metrics["policy_version"] = self.version
         return metrics
 
     def _locked_step(self, samples):
         # The optimizer writes the weights in place: keep generation of a shared module out meanwhile.
         if self.sync_mode == "shared":
-            metrics = self.learner.step(samples, update_lock=self._weights_lock)
-            # Generation may run before sync_weights bumps the version: drop the old weights' keys/values now.
-            cache = getattr(self.raw_policy, "prefix_cache", None)
-            if cache is not None:
-                cache.clear()
-            return metrics
+            return self.learner.step(samples, update_lock=self._weights_lock)
         return self.learner.step(samples)
+
+    def _learn_and_sync(self, samples) -> tuple[dict[str, Any] | None, float]:
+        """The learner step and the weight sync as one torch-thread job: no generation can run
+        between them, with new weights under the old version (or the old weights' prefix cache)."""
+        learned = self._locked_step(samples) if samples else None
+        return learned, self.sync_weights()
 
     # ----------------------------------------------------------------- export
     def export(self, folder: Path) -> None:

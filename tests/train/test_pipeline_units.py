@@ -52,21 +52,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "lr: 2.0e-05" in capsys.readouterr().out
 
 
-def test_a_shared_learner_step_empties_the_rollout_prefix_cache():
-    """Generation can run between the optimizer write and the version bump; it must not reuse old keys/values."""
-    import threading
+def test_the_learner_step_and_the_weight_sync_are_one_job(tiny_folder):
+    """No generation can run between the optimizer's write and the policy learning of it: the shared
+    hf policy's version moves on and its prefix cache (old weights' keys/values) is emptied in the same
+    torch-thread job; a skipped step still moves the version on."""
     import types
 
     import torch
 
-    from agentgym.policy.prefix_cache import PrefixCache
+    from agentgym.policy.hf import HFPolicy
 
-    cache = PrefixCache(max_bytes=10**6)
-    cache.store([1, 2, 3], [(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2))], version=0)
+    policy = HFPolicy(str(tiny_folder))
+    policy.prefix_cache.store([1, 2, 3], [(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2))], version=0)
     trainer = Trainer.__new__(Trainer)
     trainer.sync_mode = "shared"
-    trainer._weights_lock = threading.RLock()
-    trainer.raw_policy = types.SimpleNamespace(prefix_cache=cache)
-    trainer.learner = types.SimpleNamespace(step=lambda samples, update_lock=None: {"loss": 0.0})
-    assert trainer._locked_step([]) == {"loss": 0.0}
-    assert len(cache) == 0
+    trainer._weights_lock = policy.lock
+    trainer.raw_policy = policy
+    steps = []
+    trainer.learner = types.SimpleNamespace(
+        step=lambda samples, update_lock=None: steps.append(update_lock is policy.lock) or {"loss": 0.0})
+    learned, sync_s = trainer._learn_and_sync(["sample"])
+    assert learned == {"loss": 0.0} and steps == [True] and sync_s >= 0
+    assert policy.version == 1 and len(policy.prefix_cache) == 0
+    assert trainer._learn_and_sync([])[0] is None and steps == [True] and policy.version == 2
