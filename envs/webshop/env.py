@@ -88,6 +88,11 @@ class WebShopEnv(TextEnv):
         return self.book.task(self._indices[index % len(self._indices)])
 
     def setup(self, task: Task) -> str:
+        self._start_goal(task)
+        self._open(ShopState())
+        return self._observation()
+
+    def _start_goal(self, task: Task) -> None:
         goal_dict = task.reference.get("goal")
         if not isinstance(goal_dict, dict):
             raise ValueError(f"task {task.id}: reference.goal must hold a WebShop goal")
@@ -97,8 +102,6 @@ class WebShopEnv(TextEnv):
         self.goal = goal
         self.guide.start(goal)
         self._acted_turn = -1
-        self._open(ShopState())
-        return self._observation()
 
     # ----------------------------------------------------------------- actions
     @tool
@@ -174,7 +177,10 @@ class WebShopEnv(TextEnv):
 
     # ----------------------------------------------------------------- hooks for policies and guidance
     def valid_actions(self) -> list[str] | None:
-        return None if self.page is None or self.state.kind == "done" else self.page.actions()
+        """Concrete valid actions; on the search page the one search offered is the instruction itself."""
+        if self.page is None or self.state.kind == "done":
+            return None
+        return self.page.actions(self.goal.instruction_text.split(", and price lower than")[0].lower())
 
     def oracle_action(self) -> str:
         """The scripted purchase: search the goal's query, open the target, choose its options, buy."""

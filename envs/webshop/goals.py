@@ -227,7 +227,8 @@ class GoalBook:
         if task is None:
             goal = self.goals[index]
             goal_split = self.split_of_index(index)
-            inputs: dict[str, Any] = {"instruction": goal.instruction_text}
+            # The index keeps goals with the same instruction (for different products) distinct tasks.
+            inputs: dict[str, Any] = {"instruction": goal.instruction_text, "goal_index": index}
             want = hash_split(goal_split)
             base = Task(
                 id=f"{self.goal_set}-{index}",
@@ -239,6 +240,8 @@ class GoalBook:
             nonce = 0
             while split_of(task.fingerprint()) != want:
                 nonce += 1
+                if nonce > 10_000:  # p = 0.8 ** 10_000
+                    raise RuntimeError(f"no nonce puts goal {index} in the {want} split")
                 task = base.model_copy(update={"inputs": {**inputs, "nonce": nonce}})
             self._tasks[index] = task
         return task

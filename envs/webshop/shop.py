@@ -106,9 +106,9 @@ class Page:
         """The observation: every visible text, stripped, joined with ``" [SEP] "``."""
         return SEP.join(t for t in (n.text.strip() for n in self.nodes) if t)
 
-    def actions(self) -> list[str]:
-        """The valid actions on this page (``search[...]`` stands for any query)."""
-        out = ["search[<query>]"] if self.has_search_box else []
+    def actions(self, query: str = "<query>") -> list[str]:
+        """The valid actions on this page; ``search[query]`` stands for any query."""
+        out = [f"search[{query}]"] if self.has_search_box else []
         out.extend(f"click[{key}]" for key in self.clickables if key != "search")
         return out
 
