@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import secrets
 import shutil
 import threading
 from concurrent.futures import Future
@@ -57,6 +58,8 @@ class BrowserRuntime:
         self._thread = threading.Thread(target=self._run_loop, name="webshop-browser", daemon=True)
         self._thread.start()
         self.server = ShopServer()
+        # An inert switch on chromium's command line, so its processes can be found (and checked gone).
+        self.marker = f"--agentgym-webshop-runtime={os.getpid()}-{secrets.token_hex(4)}"
         self._playwright = None
         self.browser = None
         self.closed = False
@@ -76,7 +79,7 @@ class BrowserRuntime:
         await self.server.start()
         self._playwright = await async_playwright().start()
         self.browser = await self._playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS
+            executable_path=chromium_path(), headless=True, args=[*CHROMIUM_FLAGS, self.marker]
         )
 
     def call(self, coro: Awaitable[T], timeout: float = DEFAULT_TIMEOUT_S) -> T:
@@ -90,11 +93,9 @@ class BrowserRuntime:
             future.cancel()
             raise
 
-    @property
-    def browser_pid(self) -> int | None:
-        """The browser's process id (for tests that check nothing is left running)."""
-        process = getattr(getattr(self.browser, "_impl_obj", None), "_browser_process", None)
-        return getattr(process, "pid", None)
+    def process_ids(self) -> list[int]:
+        """The chromium processes this runtime launched (found by their marker switch)."""
+        return processes_with(self.marker)
 
     async def _stop(self) -> None:
         for step in (
@@ -121,6 +122,21 @@ class BrowserRuntime:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         self.closed = True
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose command line contains ``marker`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:  # ended while we looked
+            continue
+    return found
 
 
 _RUNTIME: BrowserRuntime | None = None
