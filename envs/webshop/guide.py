@@ -3,7 +3,7 @@
 All three read the goal, which only guidance may see:
 
 * the oracle searches the goal's query, pages through the (at most 50) results to the
-  target product, opens it, clicks the value that best matches each goal option and buys;
+  target product (straight back to the search page when they do not hold it), opens it, clicks the value that best matches each goal option and buys;
   when the query does not retrieve the target it goes back and searches the target's title;
 * the hint names what the purchase still lacks: the goal's attributes the open product
   does not have, the options not chosen yet, the price bound;
@@ -65,9 +65,11 @@ class Guide:
             target = goal.asin.lower()
             if target in page.clickables:
                 return f"click[{target}]"
-            if state.page * PRODUCT_WINDOW < len(self.shop.results(state.query)):
-                return f"click[{NEXT_PAGE.lower()}]"
-            return f"click[{BACK_TO_SEARCH.lower()}]"
+            asins = self.shop.results(state.query)
+            if goal.asin not in asins:  # not among the (at most 50) results: search again
+                return f"click[{BACK_TO_SEARCH.lower()}]"
+            on_page = asins.index(goal.asin) // PRODUCT_WINDOW + 1
+            return f"click[{(NEXT_PAGE if on_page > state.page else PREV_PAGE).lower()}]"
         if state.kind == "item" and state.asin == goal.asin:
             chosen = state.options_dict
             for name, value in self.option_plan():

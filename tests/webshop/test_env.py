@@ -208,3 +208,12 @@ def test_bad_arguments_are_user_errors(tmp_path):
 def test_passes_the_env_checker():
     results = check_text_env(lambda: WebShopEnv(split="test"), fuzz_actions=300, time_budget_s=20)
     assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+
+
+def test_throughput_benchmark_runs_small():
+    from benchmarks.throughput_webshop import measure
+
+    result = measure(products=300, episodes=3, queries=10)
+    assert result["large"]["products"] == 300 and result["shipped"]["products"] == 125
+    for side in ("shipped", "large"):
+        assert result[side]["step"]["p50_ms"] > 0 and result[side]["search"]["qps"] > 0
