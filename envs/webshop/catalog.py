@@ -89,13 +89,16 @@ class DataFiles:
 
 
 def find_files(data_dir: str | Path) -> DataFiles:
-    """The official files in ``data_dir`` (the smallest ``items_shuffle*``/``items_ins_v2*`` pair)."""
+    """The official files in ``data_dir``: one ``items_shuffle*.json``, one ``items_ins_v2*.json``."""
     folder = Path(data_dir)
     if not folder.is_dir():
         raise UserError(f"WebShop data folder {folder} does not exist: give a folder with items_shuffle*.json.")
 
     def pick(pattern: str) -> Path | None:
-        found = sorted(folder.glob(pattern), key=lambda p: (p.stat().st_size, p.name))
+        found = sorted(folder.glob(pattern))
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise UserError(f"{folder} has several {pattern} files ({names}): keep one set of data files per folder.")
         return found[0] if found else None
 
     products = pick("items_shuffle*.json")

@@ -11,7 +11,9 @@ Observations are the page's visible texts joined with ``" [SEP] "`` (see
 :mod:`envs.webshop.shop`), followed by the list of valid actions unless
 ``show_actions=False``. Tasks are goals: ``Task.id`` is ``"<goal set>-<index>"`` and
 ``Task.metadata["goal_index"]`` the index in the original's fixed goal order;
-``split`` picks the goal range (test [0, 500), eval [500, 1500), train the rest).
+``split`` picks the goal range (test [0, 500), eval [500, 1500), train the rest), and
+``reset(options={"goal_index": i})`` plays goal ``i`` whatever the split (the original's
+``reset(session=i)``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class WebShopEnv(TextEnv):
         self,
         *,
         goals: str = "human",
+        human_goals: bool | None = None,
         data_dir: str | None = None,
         num_products: int | None = None,
         split: str = "train",
@@ -58,6 +61,8 @@ class WebShopEnv(TextEnv):
         max_invalid_actions: int | None = None,
         **kwargs: Any,
     ):
+        if human_goals is not None:  # the original's name for the choice
+            goals = "human" if human_goals else "synthetic"
         if split not in ("train", "eval", "test"):
             raise UserError(f"split must be 'train', 'eval' or 'test', not {split!r}.")
         self.catalog = shared_catalog(data_dir, num_products=num_products, seed=seed)
@@ -83,6 +88,21 @@ class WebShopEnv(TextEnv):
         self.page: Page | None = None
 
     # ----------------------------------------------------------------- tasks
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """As ``TextEnv.reset``; ``options={"goal_index": i}`` plays goal ``i`` (the original's ``session=i``)."""
+        return super().reset(seed=seed, options=self._goal_options(options))
+
+    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        return await super().areset(seed=seed, options=self._goal_options(options))
+
+    def _goal_options(self, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not options or "goal_index" not in options:
+            return options
+        index = options["goal_index"]
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self.book.goals):
+            raise UserError(f"goal_index must be an integer from 0 to {len(self.book.goals) - 1}, not {index!r}.")
+        return {**options, "task": self.book.task(index)}
+
     def generate_task(self, index: int) -> Task:
         """Goal number ``index`` (modulo the split's size) of this environment's split."""
         return self.book.task(self._indices[index % len(self._indices)])

@@ -217,3 +217,22 @@ def test_throughput_benchmark_runs_small():
     assert result["large"]["products"] == 300 and result["shipped"]["products"] == 125
     for side in ("shipped", "large"):
         assert result[side]["step"]["p50_ms"] > 0 and result[side]["search"]["qps"] > 0
+
+
+def test_reset_by_goal_index_and_the_originals_argument_names():
+    env = WebShopEnv(human_goals=False, split="train")
+    obs, info = env.reset(options={"goal_index": 7})  # a test goal, asked for by index
+    assert info["task_id"] == "synthetic-7" and env.goal == env.book.goals[7]
+    from agentgym.errors import UserError
+
+    with pytest.raises(UserError, match="goal_index"):
+        env.reset(options={"goal_index": 10**6})
+
+
+def test_one_set_of_files_per_folder(tiny_dir):
+    from agentgym.errors import UserError
+    from tests.webshop.conftest import write_official
+
+    write_official(tiny_dir, suffix="")
+    with pytest.raises(UserError, match="several items_shuffle"):
+        WebShopEnv(data_dir=str(tiny_dir))
