@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ GOAL_SETS: tuple[str, ...] = ("human", "synthetic")
 PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 SHUFFLE_SEED = 233
 DEFAULT_SPLITS = {"test": 500, "eval": 1000}
+TASK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,8 @@ class GoalBook:
         self.goal_set = goal_set
         self.goals = build_goals(catalog, goal_set, seed)
         self.bounds = split_bounds(catalog, len(self.goals))
-        self._tasks: dict[int, Task] = {}
+        self._tasks: OrderedDict[int, Task] = OrderedDict()  # the most recent, bounded
+        self._tasks_lock = threading.Lock()
 
     def indices(self, goal_split: str) -> range:
         if goal_split not in self.bounds:
@@ -223,7 +225,8 @@ class GoalBook:
         ``inputs["nonce"]`` (never shown) is set when needed so the core's hash split
         (:func:`agentgym.core.task.split_of`) agrees with the goal's index split.
         """
-        task = self._tasks.get(index)
+        with self._tasks_lock:
+            task = self._tasks.get(index)
         if task is None:
             goal = self.goals[index]
             goal_split = self.split_of_index(index)
@@ -243,7 +246,10 @@ class GoalBook:
                 if nonce > 10_000:  # p = 0.8 ** 10_000
                     raise RuntimeError(f"no nonce puts goal {index} in the {want} split")
                 task = base.model_copy(update={"inputs": {**inputs, "nonce": nonce}})
-            self._tasks[index] = task
+            with self._tasks_lock:
+                self._tasks[index] = task
+                if len(self._tasks) > TASK_CACHE_SIZE:
+                    self._tasks.popitem(last=False)
         return task
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from envs.webshop.goals import Goal
 from envs.webshop.reward import (
-    _token_set_ratio,
+    token_set_ratio,
     attribute_matches,
     goal_option_list,
     normalize_color,
@@ -160,7 +160,7 @@ def _best_value(options: dict[str, tuple[str, ...]], wanted, taken: set[str]) ->
         if exact in values:
             return name, exact
         for value in values:
-            score = _token_set_ratio(process(option_text(normalize_color(value))), target)
+            score = token_set_ratio(process(option_text(normalize_color(value))), target)
             if score > best_score:
                 best, best_score = (name, value), score
     return best

@@ -52,7 +52,8 @@ _NON_WORD = re.compile(r"(?u)\W")
 _fuzz = None
 
 
-def _token_set_ratio(a: str, b: str) -> float:
+def token_set_ratio(a: str, b: str) -> float:
+    """rapidfuzz's token-set ratio of two already processed texts (0-100)."""
     global _fuzz
     if _fuzz is None:
         _fuzz = require("rapidfuzz.fuzz", "webshop", "the WebShop reward")
@@ -66,7 +67,7 @@ def process(text: Any) -> str:
 
 def fuzzy_match(a: Any, b: Any) -> bool:
     """Token-set ratio of the processed texts, rounded, above 85."""
-    return int(round(_token_set_ratio(process(a), process(b)))) > FUZZY_THRESHOLD
+    return int(round(token_set_ratio(process(a), process(b)))) > FUZZY_THRESHOLD
 
 
 OptionLike = str | tuple[str, str]

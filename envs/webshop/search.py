@@ -19,11 +19,11 @@ import hashlib
 import threading
 from collections import OrderedDict
 
+from agentgym.errors import UserError
 from envs.search.backends import SearchIndex
 from envs.search.backends.base import BACKENDS
 from envs.search.corpus import Document
 from envs.webshop.catalog import Catalog, Product
-from agentgym.errors import UserError
 
 SEARCH_RETURN_N = 50
 QUERY_CACHE_SIZE = 512

@@ -73,6 +73,7 @@ def test_wrong_options_sub_pages_and_invalid_clicks_match_too(envs):
         "click[< prev]",
         f"click[{values[-1]}]",
         f"click[{values[0]}]",
+        f"click[{values[0]}]",  # the chosen value again: the page reloads, as in the original
         "click[features]",
         "click[< prev]",
         "click[buy now]",

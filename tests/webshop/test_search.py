@@ -47,3 +47,11 @@ def test_lucene_backend_agrees_with_bm25s(tmp_path, monkeypatch):
         query = product.title.lower()
         assert lucene.search_ids(query, 1)[0][0] == bm25s.search_ids(query, 1)[0][0] == product.asin
     lucene.close()
+    from envs.webshop.env import WebShopEnv
+
+    env = WebShopEnv(split="test", backend="lucene")
+    for i in range(5):
+        env.reset(options={"goal_index": i})
+        while not env.done:
+            env.step(env.oracle_action())
+        assert env.page.reward.reward == 1.0

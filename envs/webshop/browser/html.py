@@ -3,8 +3,8 @@
 Each node of a :class:`~envs.webshop.shop.Page` becomes one element holding only its
 text, in page order, so the page's text nodes read in document order are exactly the
 text engine's observation. Buttons are small POST forms (as in the original), product
-links are ``a.product-link``, options are radio inputs with a label whose change
-navigates to the chosen state, and the search box is a GET form. No external assets:
+links are ``a.product-link``, options are radio inputs with a label; clicking one
+navigates to the chosen state (also when it is already chosen, as in the original), and the search box is a GET form. No external assets:
 the style sheet is inline.
 """
 
@@ -58,7 +58,7 @@ def render_html(sid: str, page: Page) -> str:
         body.append(_node_html(sid, node, i))
     script = (
         "document.querySelectorAll('input[type=radio]').forEach(function(r){"
-        "r.addEventListener('change',function(){window.location.href=r.dataset.url;});});"
+        "r.addEventListener('click',function(){window.location.href=r.dataset.url;});});"
     )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>WebShop</title>"
