@@ -8,8 +8,10 @@ Three forms are understood, tried in this order:
    stops on the closing tag);
 3. ``name[argument]`` for a known tool, the argument going to its first parameter.
 
-Parsing never raises on model output: problems come back as :class:`ActionError`
-with a message meant to be shown to the model.
+Parsing never raises on model output (integers of any size, any nesting, lone
+surrogates): problems come back as :class:`ActionError` with a message meant to be shown
+to the model. Lone surrogates in strings become U+FFFD (they cannot be encoded), and
+arguments nested deeper than :data:`MAX_DEPTH` are refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+#: Deepest nesting of lists and objects accepted in tool-call arguments.
+MAX_DEPTH = 64
+#: Largest integer (in bits) accepted in arguments given as objects: past ~4,300 digits
+#: Python refuses to print one, so it would raise wherever it is logged or shown.
+MAX_INT_BITS = 14_000
 
 
 @dataclass
@@ -77,8 +84,11 @@ def _from_openai(raw: Any) -> list[ToolCall] | ActionError:
             if isinstance(args, ActionError):
                 return args
         if not isinstance(args, dict):
-            return ActionError(f"the arguments of {fn['name']} must be a JSON object")
-        calls.append(ToolCall(fn["name"], args, item.get("id")))
+            return ActionError(f"the arguments of {_clean(fn['name'])} must be a JSON object")
+        problem = _sanitize(args)
+        if problem:
+            return problem
+        calls.append(ToolCall(_clean(fn["name"]), args, item.get("id")))
     return calls
 
 
@@ -96,8 +106,11 @@ def _from_tags(text: str) -> list[ToolCall] | ActionError:
             if isinstance(args, ActionError):
                 return args
         if not isinstance(args, dict):
-            return ActionError(f"the arguments of {obj['name']} must be a JSON object")
-        calls.append(ToolCall(obj["name"], args))
+            return ActionError(f"the arguments of {_clean(obj['name'])} must be a JSON object")
+        problem = _sanitize(args)
+        if problem:
+            return problem
+        calls.append(ToolCall(_clean(obj["name"]), args))
     if not calls:
         return ActionError("found <tool_call> but no call inside it")
     return calls
@@ -120,7 +133,7 @@ def _from_brackets(text: str, tools: dict[str, Any]) -> list[ToolCall] | None:
         return None
     calls = []
     for m in _bracket_pattern(tuple(tools)).finditer(text):
-        name, arg = m.group(1), m.group(2).strip()
+        name, arg = m.group(1), _clean(m.group(2).strip())
         params = getattr(tools[name], "param_order", ())
         args = {params[0]: arg} if params and arg else {}
         calls.append(ToolCall(name, args))
@@ -130,6 +143,45 @@ def _from_brackets(text: str, tools: dict[str, Any]) -> list[ToolCall] | None:
 def _loads(body: str) -> Any:
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        snippet = body[:80].replace("\n", " ")
-        return ActionError(f"could not parse the tool call JSON ({exc.__class__.__name__}: {exc}) in: {snippet}")
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, and integers past Python's digit limit
+        snippet = _clean(body[:80].replace("\n", " "))
+        why = "it is nested too deeply" if isinstance(exc, RecursionError) else f"{exc.__class__.__name__}: {exc}"
+        return ActionError(f"could not parse the tool call JSON ({_clean(why)[:200]}) in: {snippet}")
+
+
+def _clean(text: Any) -> Any:
+    """``text`` with lone surrogates (from ``\\ud800`` escapes) replaced by U+FFFD; non-strings as they are."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _sanitize(args: dict) -> ActionError | None:
+    """Clean the strings of parsed arguments in place; refuse nesting deeper than MAX_DEPTH
+    and integers too large to print."""
+    stack: list[tuple[Any, int]] = [(args, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return ActionError(f"the tool call arguments are nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
+            return ActionError("an integer in the tool call arguments has more than 4,200 digits")
+        if isinstance(item, dict):
+            for key in list(item):
+                value = item[key]
+                clean_key = _clean(key)
+                if clean_key is not key:
+                    del item[key]
+                item[clean_key] = _clean(value)
+                if isinstance(value, (dict, list, int)):
+                    stack.append((value, depth + 1))
+        elif isinstance(item, list):
+            for i, value in enumerate(item):
+                item[i] = _clean(value)
+                if isinstance(value, (dict, list, int)):
+                    stack.append((value, depth + 1))
+    return None
