@@ -40,11 +40,15 @@ if str(ROOT) not in sys.path:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _ms(values: list[float]) -> dict:
-    return {"p50_ms": round(_pct(values, 0.5) * 1e3, 3), "p99_ms": round(_pct(values, 0.99) * 1e3, 3), "n": len(values)}
+    return {
+        "p50_ms": round(_pct(values, 0.5) * 1e3, 3),
+        "p99_ms": round(_pct(values, 0.99) * 1e3, 3),
+        "n": len(values),
+    }
 
 
 def _engine_build(data_dir: str | None) -> tuple[float, object, object]:

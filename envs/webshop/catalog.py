@@ -92,13 +92,17 @@ def find_files(data_dir: str | Path) -> DataFiles:
     """The official files in ``data_dir``: one ``items_shuffle*.json``, one ``items_ins_v2*.json``."""
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise UserError(f"WebShop data folder {folder} does not exist: give a folder with items_shuffle*.json.")
+        raise UserError(
+            f"WebShop data folder {folder} does not exist: give a folder with items_shuffle*.json."
+        )
 
     def pick(pattern: str) -> Path | None:
         found = sorted(folder.glob(pattern))
         if len(found) > 1:
             names = ", ".join(p.name for p in found)
-            raise UserError(f"{folder} has several {pattern} files ({names}): keep one set of data files per folder.")
+            raise UserError(
+                f"{folder} has several {pattern} files ({names}): keep one set of data files per folder."
+            )
         return found[0] if found else None
 
     products = pick("items_shuffle*.json")
@@ -117,7 +121,9 @@ def _read_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); use the official WebShop files unchanged.") from exc
+        raise UserError(
+            f"{path} is not valid JSON ({exc}); use the official WebShop files unchanged."
+        ) from exc
 
 
 def parse_pricing(pricing: Any) -> tuple[tuple[float, ...], str]:
@@ -222,7 +228,9 @@ def draw_prices(products: list[Product], rng: random.Random) -> dict[str, float]
     return prices
 
 
-def load_catalog(data_dir: str | Path | None = None, *, num_products: int | None = None, seed: int = 0) -> Catalog:
+def load_catalog(
+    data_dir: str | Path | None = None, *, num_products: int | None = None, seed: int = 0
+) -> Catalog:
     """Read a data folder (default: the shipped catalog) into a :class:`Catalog`."""
     files = find_files(data_dir or SHIPPED_DATA)
     raw = _read_json(files.products)
@@ -230,7 +238,9 @@ def load_catalog(data_dir: str | Path | None = None, *, num_products: int | None
     if not isinstance(attributes, dict):
         raise UserError(f"{files.attributes} must map asins to attribute records.")
     human = _read_json(files.human) if files.human is not None else None
-    catalog = build_catalog(raw, attributes, human, num_products=num_products, seed=seed, source=str(files.products))
+    catalog = build_catalog(
+        raw, attributes, human, num_products=num_products, seed=seed, source=str(files.products)
+    )
     splits_file = files.products.parent / "splits.json"
     if splits_file.is_file():
         catalog.splits = {k: int(v) for k, v in _read_json(splits_file).items()}
@@ -241,7 +251,9 @@ _CACHE: dict[tuple, Catalog] = {}
 _LOCK = threading.Lock()
 
 
-def shared_catalog(data_dir: str | Path | None = None, *, num_products: int | None = None, seed: int = 0) -> Catalog:
+def shared_catalog(
+    data_dir: str | Path | None = None, *, num_products: int | None = None, seed: int = 0
+) -> Catalog:
     """One :class:`Catalog` per data folder and settings per process, shared by every session."""
     folder = Path(data_dir or SHIPPED_DATA).resolve()
     key = (str(folder), num_products, seed)

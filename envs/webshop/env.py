@@ -100,7 +100,9 @@ class WebShopEnv(TextEnv):
             return options
         index = options["goal_index"]
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self.book.goals):
-            raise UserError(f"goal_index must be an integer from 0 to {len(self.book.goals) - 1}, not {index!r}.")
+            raise UserError(
+                f"goal_index must be an integer from 0 to {len(self.book.goals) - 1}, not {index!r}."
+            )
         return {**options, "task": self.book.task(index)}
 
     def generate_task(self, index: int) -> Task:
@@ -115,7 +117,7 @@ class WebShopEnv(TextEnv):
     def _start_goal(self, task: Task) -> None:
         goal_dict = task.reference.get("goal")
         if not isinstance(goal_dict, dict):
-            raise ValueError(f"task {task.id}: reference.goal must hold a WebShop goal")
+            raise TypeError(f"task {task.id}: reference.goal must hold a WebShop goal (a dict)")
         goal = Goal.from_dict(goal_dict)
         if goal.asin not in self.catalog.by_asin:
             raise ValueError(f"task {task.id}: product {goal.asin} is not in {self.catalog.source}")
@@ -216,4 +218,3 @@ class WebShopEnv(TextEnv):
 
     def render_text(self) -> str:
         return self.page.text if self.page is not None else ""
-

@@ -17,16 +17,25 @@ from __future__ import annotations
 
 from envs.webshop.goals import Goal
 from envs.webshop.reward import (
-    token_set_ratio,
     attribute_matches,
     goal_option_list,
     normalize_color,
     option_matches,
     option_text,
     process,
+    token_set_ratio,
     type_reward,
 )
-from envs.webshop.shop import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, PRODUCT_WINDOW, Page, Shop, ShopState
+from envs.webshop.shop import (
+    BACK_TO_SEARCH,
+    BUY_NOW,
+    NEXT_PAGE,
+    PREV_PAGE,
+    PRODUCT_WINDOW,
+    Page,
+    Shop,
+    ShopState,
+)
 
 
 class Guide:
@@ -59,7 +68,11 @@ class Guide:
     def next_action(self, state: ShopState, page: Page) -> str:
         goal = self.goal
         if state.kind == "search":
-            query = goal.query if goal.query and goal.query not in self._failed_queries else title_query(goal.name)
+            query = (
+                goal.query
+                if goal.query and goal.query not in self._failed_queries
+                else title_query(goal.name)
+            )
             return f"search[{query}]"
         if state.kind == "results":
             target = goal.asin.lower()
@@ -101,9 +114,14 @@ class Guide:
             attrs = [a for a in attrs if not attribute_matches(product, _only(goal, a))]
         wanted = goal_option_list(goal)
         chosen = list(state.options_dict.values()) if product is not None and state.asin == goal.asin else []
-        missing_opts = [option_text(o) if isinstance(o, str) else f"{o[0]}: {o[1]}" for o in wanted
-                        if not option_matches(chosen, [o])]
-        parts = [f'Search for "{goal.query or title_query(goal.name)}" and open the product that matches the instruction.']
+        missing_opts = [
+            option_text(o) if isinstance(o, str) else f"{o[0]}: {o[1]}"
+            for o in wanted
+            if not option_matches(chosen, [o])
+        ]
+        parts = [
+            f'Search for "{goal.query or title_query(goal.name)}" and open the product that matches the instruction.'
+        ]
         if attrs:
             where = "the product you have open lacks" if product is not None else "the product must have"
             parts.append(f"{where.capitalize()}: {', '.join(attrs)}.")

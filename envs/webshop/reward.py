@@ -37,15 +37,21 @@ from envs.webshop.nouns import title_nouns
 
 FUZZY_THRESHOLD = 85
 
+# The original's colour list, in its order (the first one contained wins).
+# fmt: off
 COLORS = (
-    "alabaster apricot aqua ash asphalt azure banana beige black blue blush bordeaux bronze brown burgundy "
-    "camel camo caramel champagne charcoal cheetah chestnut chocolate christmas coffee cognac copper coral "
-    "cranberry cream crystal dark denim eggplant elephant espresso fuchsia gold granite grape graphite grass "
-    "gray green grey heather indigo ivory ivy khaki lavender lemon leopard light lilac lime magenta maroon "
-    "mauve merlot midnight mint mocha multicolor mushroom mustard natural navy nude olive orange peach "
-    "pewter pink plum purple rainbow red rose royal rust sand sapphire seashell silver skull slate steel "
-    "stone stonewash sunflower tan taupe teal tiger turquoise violet walnut wheat white wine yellow"
-).split()
+    "alabaster", "apricot", "aqua", "ash", "asphalt", "azure", "banana", "beige", "black", "blue", "blush",
+    "bordeaux", "bronze", "brown", "burgundy", "camel", "camo", "caramel", "champagne", "charcoal",
+    "cheetah", "chestnut", "chocolate", "christmas", "coffee", "cognac", "copper", "coral", "cranberry",
+    "cream", "crystal", "dark", "denim", "eggplant", "elephant", "espresso", "fuchsia", "gold", "granite",
+    "grape", "graphite", "grass", "gray", "green", "grey", "heather", "indigo", "ivory", "ivy", "khaki",
+    "lavender", "lemon", "leopard", "light", "lilac", "lime", "magenta", "maroon", "mauve", "merlot",
+    "midnight", "mint", "mocha", "multicolor", "mushroom", "mustard", "natural", "navy", "nude", "olive",
+    "orange", "peach", "pewter", "pink", "plum", "purple", "rainbow", "red", "rose", "royal", "rust",
+    "sand", "sapphire", "seashell", "silver", "skull", "slate", "steel", "stone", "stonewash", "sunflower",
+    "tan", "taupe", "teal", "tiger", "turquoise", "violet", "walnut", "wheat", "white", "wine", "yellow",
+)
+# fmt: on
 
 _LATIN1 = {i: None for i in range(128, 256)}
 _NON_WORD = re.compile(r"(?u)\W")
@@ -67,7 +73,7 @@ def process(text: Any) -> str:
 
 def fuzzy_match(a: Any, b: Any) -> bool:
     """Token-set ratio of the processed texts, rounded, above 85."""
-    return int(round(token_set_ratio(process(a), process(b)))) > FUZZY_THRESHOLD
+    return round(token_set_ratio(process(a), process(b))) > FUZZY_THRESHOLD
 
 
 OptionLike = str | tuple[str, str]
@@ -119,9 +125,12 @@ def attribute_matches(product: Product, goal: Goal) -> int:
     description = product.description.lower()
     matches = 0
     for wanted in goal.attributes:
-        if any(fuzzy_match(have, wanted) for have in product.attributes):
-            matches += 1
-        elif wanted in title or wanted in bullets or wanted in description:
+        if (
+            any(fuzzy_match(have, wanted) for have in product.attributes)
+            or wanted in title
+            or wanted in bullets
+            or wanted in description
+        ):
             matches += 1
     return matches
 

@@ -171,7 +171,11 @@ class Shop:
         for asin in asins[start : start + PRODUCT_WINDOW]:
             product = self.product(asin)
             target = ShopState("item", state.query, state.page, asin)
-            nodes += [Node("link", asin, target), Node("text", product.title), Node("text", product.price_tag)]
+            nodes += [
+                Node("link", asin, target),
+                Node("text", product.title),
+                Node("text", product.price_tag),
+            ]
         return nodes
 
     def _item(self, state: ShopState) -> list[Node]:
@@ -181,7 +185,9 @@ class Shop:
         for name, values in product.options.items():
             nodes.append(Node("text", name))
             for value in values:
-                nodes.append(Node("option", value, state.with_option(name, value), name, chosen.get(name) == value))
+                nodes.append(
+                    Node("option", value, state.with_option(name, value), name, chosen.get(name) == value)
+                )
         nodes += [
             Node("text", product.title),
             Node("text", f"Price: {product.price_tag}"),

@@ -16,9 +16,9 @@ pytest.importorskip("playwright")
 if not Path("/usr/bin/chromium").exists() and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed: run scripts/setup/browser.sh", allow_module_level=True)
 
-from envs.webshop.browser.env import WebShopBrowserEnv  # noqa: E402
-from envs.webshop.browser.runtime import processes_with  # noqa: E402
-from envs.webshop.env import WebShopEnv  # noqa: E402
+from envs.webshop.browser.env import WebShopBrowserEnv
+from envs.webshop.browser.runtime import processes_with
+from envs.webshop.env import WebShopEnv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,11 +54,13 @@ def test_purchase_through_chromium_gets_the_text_engines_reward(envs):
         browser.step(actions[-1])
     obs, reward, term, _, info = both(envs, task, actions)
     assert term and reward == 1.0 and info["success"]
-    assert obs["content"].startswith("Thank you for shopping with us! [SEP] Your score (min 0.0, max 1.0) [SEP] 1.0")
+    assert obs["content"].startswith(
+        "Thank you for shopping with us! [SEP] Your score (min 0.0, max 1.0) [SEP] 1.0"
+    )
 
 
 def test_wrong_options_sub_pages_and_invalid_clicks_match_too(envs):
-    browser, text = envs
+    _browser, text = envs
     task = text.generate_task(3)
     goal = task.reference["goal"]
     product = text.catalog.by_asin[goal["asin"]]
@@ -78,7 +80,7 @@ def test_wrong_options_sub_pages_and_invalid_clicks_match_too(envs):
         "click[< prev]",
         "click[buy now]",
     ]
-    obs, reward, term, _, info = both(envs, task, actions)
+    _obs, reward, term, _, info = both(envs, task, actions)
     assert term and 0.0 < reward <= 1.0
     assert info["purchased"]["options"] == {name: values[0]}
 
@@ -88,8 +90,12 @@ def test_the_server_answers_bad_addresses_with_404(envs):
     import urllib.request
 
     base = envs[0].runtime.server.base_url
-    for path in ["/nosuchsession", f"/{envs[0]._sid}/results?page=abc", f"/{envs[0]._sid}/item/NOPE",
-                 f"/{envs[0]._sid}/item/X/Secrets"]:
+    for path in [
+        "/nosuchsession",
+        f"/{envs[0]._sid}/results?page=abc",
+        f"/{envs[0]._sid}/item/NOPE",
+        f"/{envs[0]._sid}/item/X/Secrets",
+    ]:
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(base + path, timeout=5)
         assert caught.value.code == 404 and b"Traceback" not in caught.value.read()
@@ -128,7 +134,10 @@ def _running(pid: int) -> bool:
 def test_no_browser_is_left_running(how):
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, "hang" if how == "sigkill" else "exit"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         marker, launched = proc.stdout.readline().split()

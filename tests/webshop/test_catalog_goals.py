@@ -23,7 +23,9 @@ def test_products_are_normalised_as_the_original(tiny_dir):
     ranged = catalog.by_asin["B0SOCKS002"]
     assert ranged.price_tag == "$55.0 to $60.0" and 55.0 <= catalog.prices["B0SOCKS002"] <= 60.0
     plain = catalog.by_asin["B0PLAIN004"]
-    assert plain.price_tag == "$100.0" and plain.bullets == ("A bag.",) and plain.attributes == ("DUMMY_ATTR",)
+    assert (
+        plain.price_tag == "$100.0" and plain.bullets == ("A bag.",) and plain.attributes == ("DUMMY_ATTR",)
+    )
     assert socks.query == "men's wool socks" and socks.rating == "N.A."
 
 
@@ -63,7 +65,9 @@ def test_human_goals(tiny_dir):
     assert socks.instruction_text.startswith(
         "i'm looking for merino wool socks that are moisture wicking, in black and size large, and price lower than"
     )
-    assert socks.goal_options == ("black", "large") and socks.weight == 1.0 and socks.name == "Wool Hiking Socks"
+    assert (
+        socks.goal_options == ("black", "large") and socks.weight == 1.0 and socks.name == "Wool Hiking Socks"
+    )
 
 
 @pytest.mark.parametrize("goal_set,make", [("human", human_goals), ("synthetic", synthetic_goals)])

@@ -21,8 +21,11 @@ def play(env, actions):
 @pytest.fixture
 def tiny_env(tiny_dir):
     env = WebShopEnv(data_dir=str(tiny_dir), goals="synthetic", split="test", show_actions=False)
-    task = next(env.book.task(i) for i, g in enumerate(env.book.goals)
-                if g.asin == "B0SOCKS001" and g.goal_options == {"color": "black", "size": "large"})
+    task = next(
+        env.book.task(i)
+        for i, g in enumerate(env.book.goals)
+        if g.asin == "B0SOCKS001" and g.goal_options == {"color": "black", "size": "large"}
+    )
     obs, _ = env.reset(options={"task": task})
     return env, obs["content"]
 
@@ -33,7 +36,9 @@ def test_pages_read_as_the_original_text_mode(tiny_env):
     assert first == f"WebShop [SEP] Instruction: [SEP] {goal} [SEP] Search"
     obs, *_ = env.step("search[Wool Socks]")
     text = obs["content"]
-    assert text.startswith(f"Instruction: [SEP] {goal} [SEP] Back to Search [SEP] Page 1 (Total results: 2) [SEP] Next > [SEP] ")
+    assert text.startswith(
+        f"Instruction: [SEP] {goal} [SEP] Back to Search [SEP] Page 1 (Total results: 2) [SEP] Next > [SEP] "
+    )
     assert "B0SOCKS001 [SEP] Wool Hiking Socks [SEP] $12.0" in text
     assert "B0SOCKS002 [SEP] Cotton Dress Socks [SEP] $55.0 to $60.0" in text
     obs, *_ = env.step("click[b0socks001]")
@@ -50,8 +55,10 @@ def test_pages_read_as_the_original_text_mode(tiny_env):
 
 def test_purchase_ends_the_episode_with_the_reward_and_its_parts(tiny_env):
     env, _ = tiny_env
-    obs, reward, term, trunc, info = play(env, ["search[wool socks]", "click[b0socks001]", "click[charcoal grey]",
-                                               "click[large]", "click[buy now]"])
+    obs, reward, term, trunc, info = play(
+        env,
+        ["search[wool socks]", "click[b0socks001]", "click[charcoal grey]", "click[large]", "click[buy now]"],
+    )
     assert term and not trunc and reward == pytest.approx(0.8) and info["success"] is False
     assert obs["content"] == "Thank you for shopping with us! [SEP] Your score (min 0.0, max 1.0) [SEP] 0.8"
     assert info["reward_parts"]["n_opt_match"] == 1 and info["reward_parts"]["r_type"] == 1.0
@@ -61,16 +68,19 @@ def test_purchase_ends_the_episode_with_the_reward_and_its_parts(tiny_env):
 
 def test_choosing_an_option_again_replaces_it(tiny_env):
     env, _ = tiny_env
-    play(env, ["search[wool socks]", "click[b0socks001]", "click[charcoal grey]", "click[black]", "click[large]"])
+    play(
+        env,
+        ["search[wool socks]", "click[b0socks001]", "click[charcoal grey]", "click[black]", "click[large]"],
+    )
     assert env.state.options_dict == {"color": "black", "size": "large"}
-    *_, reward, term, _, info = play(env, ["click[buy now]"])
+    *_, reward, _term, _, info = play(env, ["click[buy now]"])
     assert reward == 1.0 and info["success"] is True
 
 
 def test_invalid_actions_change_nothing(tiny_env):
     env, first = tiny_env
     for action in ["click[buy now]", "click[search]", "hello", "", "search[]", "click[b0socks001]"]:
-        obs, reward, term, trunc, info = env.step(action)
+        obs, reward, term, _trunc, info = env.step(action)
         assert info["invalid_action"] and not term and reward == 0.0
         assert env.page.text == first
     assert info["invalid_actions"] == 6
@@ -101,7 +111,7 @@ def test_step_limit_truncates_without_reward():
     env.reset(seed=1)
     for _ in range(14):
         assert not env.step("click[nothing]")[3]
-    obs, reward, term, trunc, info = env.step("click[nothing]")
+    _obs, reward, term, trunc, info = env.step("click[nothing]")
     assert trunc and not term and reward == 0.0 and info["success"] is False and env.turn == 15
 
 
@@ -167,7 +177,7 @@ def test_valid_actions(tiny_env):
     actions = env.valid_actions()
     assert actions[:2] == ["click[back to search]", "click[next >]"]
     assert sorted(actions[2:]) == ["click[b0socks001]", "click[b0socks002]"]  # in BM25 order
-    obs, *_ = env.step("click[b0socks001]")
+    _obs, *_ = env.step("click[b0socks001]")
     assert "click[charcoal grey]" in env.valid_actions() and "click[buy now]" in env.valid_actions()
 
 
@@ -188,7 +198,7 @@ def test_tasks_splits_and_sharing():
     train = [train_env.generate_task(i) for i in range(0, 500, 7)]
     assert all(t.metadata["goal_split"] == "train" and t.metadata["goal_index"] >= 200 for t in train)
     assert eval_env.generate_task(0).metadata["goal_index"] == 100
-    obs, info = train_env.reset(seed=5)
+    _obs, info = train_env.reset(seed=5)
     assert train_env.task.metadata["goal_split"] == "train" and info["task_id"] == train_env.task.id
 
 
@@ -221,7 +231,7 @@ def test_throughput_benchmark_runs_small():
 
 def test_reset_by_goal_index_and_the_originals_argument_names():
     env = WebShopEnv(human_goals=False, split="train")
-    obs, info = env.reset(options={"goal_index": 7})  # a test goal, asked for by index
+    _obs, info = env.reset(options={"goal_index": 7})  # a test goal, asked for by index
     assert info["task_id"] == "synthetic-7" and env.goal == env.book.goals[7]
     from agentgym.errors import UserError
 

@@ -1,6 +1,6 @@
 """The reward on a catalog in the official format, each value worked out by hand from the formula:
 
-    reward = (n_attr_match + n_opt_match + r_price) / (n_goal_attrs + n_goal_opts + 1) * r_type
+reward = (n_attr_match + n_opt_match + r_price) / (n_goal_attrs + n_goal_opts + 1) * r_type
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ def catalog(tiny_dir):
 
 
 def synthetic_goal(catalog, options):
-    return next(g for g in build_goals(catalog, "synthetic") if g.asin == "B0SOCKS001" and g.goal_options == options)
+    return next(
+        g for g in build_goals(catalog, "synthetic") if g.asin == "B0SOCKS001" and g.goal_options == options
+    )
 
 
 def buy(catalog, goal, asin, options):
@@ -80,8 +82,17 @@ def test_human_goal_options_are_values(catalog):
 
 def test_attribute_falls_back_to_title_bullets_description(catalog):
     product = catalog.by_asin["B0SOCKS002"]
-    base = dict(instruction_text="", goal_options={}, price_upper=1e6, query=product.query, category="",
-                product_category="", name=product.title, weight=1.0, asin=product.asin)
+    base = {
+        "instruction_text": "",
+        "goal_options": {},
+        "price_upper": 1e6,
+        "query": product.query,
+        "category": "",
+        "product_category": "",
+        "name": product.title,
+        "weight": 1.0,
+        "asin": product.asin,
+    }
     assert R.attribute_matches(product, Goal(attributes=("dress socks",), **base)) == 1  # in the title
     assert R.attribute_matches(product, Goal(attributes=("thin",), **base)) == 1  # in the description
     assert R.attribute_matches(product, Goal(attributes=("machine washing",), **base)) == 1  # fuzzy: 89
@@ -94,7 +105,9 @@ def test_fuzzy_match_rounds_before_the_threshold():
     a, b = "abcdefg", "abcdefh"  # 2 * 6 / 14 = 85.71 -> 86
     assert R.fuzzy_match(a, b)
     assert R.fuzzy_match("Merino-Wool", "merino wool")  # punctuation and case are processed away
-    assert R.process("Caf\u00e9 Ni\u00f1o\u00bd") == "caf nio"  # code points 128-255 dropped, as thefuzz's force_ascii
+    assert (
+        R.process("Caf\u00e9 Ni\u00f1o\u00bd") == "caf nio"
+    )  # code points 128-255 dropped, as thefuzz's force_ascii
 
 
 def test_colour_normalisation_as_the_original():
@@ -110,7 +123,12 @@ def test_colour_normalisation_as_the_original():
 def test_type_reward_branches(monkeypatch):
     from envs.webshop.catalog import Product
 
-    nouns = {"goal": ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"), "one": ("a",), "two": ("a", "b"), "three": ("a", "b", "c")}
+    nouns = {
+        "goal": ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"),
+        "one": ("a",),
+        "two": ("a", "b"),
+        "three": ("a", "b", "c"),
+    }
     monkeypatch.setattr(R, "title_nouns", lambda title: nouns.get(title, ()))
 
     def product(title, query="q2", path="x › y"):

@@ -15,6 +15,7 @@ one chromium (:mod:`envs.webshop.browser.runtime`) and closes it in :meth:`close
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from agentgym.core import ToolError
@@ -48,6 +49,7 @@ MARK_JS = """(key) => {
 }"""
 
 STEP_TIMEOUT_MS = 15_000
+log = logging.getLogger(__name__)
 
 
 class WebShopBrowserEnv(WebShopEnv):
@@ -132,5 +134,5 @@ class WebShopBrowserEnv(WebShopEnv):
             try:
                 self.runtime.call(context.close(), timeout=10)
             except Exception:  # the browser may already be gone; nothing to leak then
-                pass
+                log.debug("closing a browser context failed", exc_info=True)
         super().close()

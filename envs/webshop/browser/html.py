@@ -62,9 +62,7 @@ def render_html(sid: str, page: Page) -> str:
     )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>WebShop</title>"
-        f"<style>{STYLE}</style></head><body>"
-        + "\n".join(body)
-        + f"<script>{script}</script></body></html>"
+        f"<style>{STYLE}</style></head><body>" + "\n".join(body) + f"<script>{script}</script></body></html>"
     )
 
 
@@ -82,7 +80,9 @@ def _node_html(sid: str, node: Node, i: int) -> str:
         if node.target is None:  # the search box's button
             return f"<button class='btn' type='submit' form='search-form'>{text}</button>"
         action = escape(state_url(sid, node.target), quote=True)
-        return f"<form method='post' action='{action}'><button class='btn' type='submit'>{text}</button></form>"
+        return (
+            f"<form method='post' action='{action}'><button class='btn' type='submit'>{text}</button></form>"
+        )
     if node.kind == "link":
         href = escape(state_url(sid, node.target), quote=True)
         return f"<h4><a class='product-link' href='{href}'>{text}</a></h4>"

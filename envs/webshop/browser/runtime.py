@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import secrets
 import shutil
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import Future
-from typing import Any, Awaitable, TypeVar
+from typing import TypeVar
 
 from agentgym.errors import UserError, require
 from envs.webshop.browser.server import ShopServer
@@ -37,6 +39,7 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 DEFAULT_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
 
 
 def chromium_path() -> str:
@@ -108,7 +111,7 @@ class BrowserRuntime:
                 if result is not None:
                     await asyncio.wait_for(result, 15)
             except Exception:  # closing must go on whatever one part says
-                pass
+                log.debug("a step of closing the browser runtime failed", exc_info=True)
 
     def close(self) -> None:
         """Close the browser, Playwright and the server, then stop the loop thread (idempotent)."""
@@ -117,8 +120,8 @@ class BrowserRuntime:
         if self._thread.is_alive():
             try:
                 asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
-            except Exception:
-                pass
+            except Exception:  # the loop may be wedged: stop it anyway
+                log.debug("closing the browser runtime failed", exc_info=True)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         self.closed = True

@@ -99,7 +99,11 @@ class ShopServer:
                 return _not_found("no such page")
             if session.state.kind == "done":
                 state = session.state  # a finished session stays on its done page
-            page = session.page if state == session.state and session.page else session.shop.render(state, session.goal)
+            page = (
+                session.page
+                if state == session.state and session.page
+                else session.shop.render(state, session.goal)
+            )
         except (ValueError, TypeError, KeyError):
             return _not_found("malformed address")
         session.state, session.page = state, page
