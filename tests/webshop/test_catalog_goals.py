@@ -118,3 +118,11 @@ def test_shipped_catalog_is_small_and_varied():
     assert len(raw) >= 100 and len({p["category"] for p in raw}) >= 5
     assert sum(len(v) for v in human.values()) >= 200
     assert sum(f.stat().st_size for f in SHIPPED_DATA.iterdir()) < 400_000
+
+
+def test_shipped_catalog_is_what_the_maker_writes(tmp_path):
+    from envs.webshop.maker import write_catalog
+
+    out = write_catalog(tmp_path / "made", 125, 0, {"test": 100, "eval": 100})
+    for name in ("items_shuffle.json", "items_ins_v2.json", "items_human_ins.json", "splits.json"):
+        assert json.loads((out / name).read_text()) == json.loads((SHIPPED_DATA / name).read_text()), name
