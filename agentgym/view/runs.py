@@ -242,7 +242,8 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
     evals = eval_records(records)
     envs = [str(e.get("name") or e.get("id")) for e in config.get("envs") or [] if isinstance(e, dict)]
     total = (config.get("trainer") or {}).get("steps") if isinstance(config.get("trainer"), dict) else None
-    done = int(summary.get("final_step") or (train[-1]["step"] if train else 0))
+    final = summary.get("final_step")
+    done = max(int(train[-1]["step"]) if train else 0, int(final) if isinstance(final, (int, float)) else 0)
     success = None
     if evals:
         e = evals[-1]
