@@ -316,10 +316,14 @@ class EpisodeSet:
                 if s is not None and flt.matches(s):
                     yield Item(i, n, s, self.steps[i])
 
-    def warm(self) -> None:
-        """Build every summary now (a background job when a run is opened)."""
+    def warm(self) -> bool:
+        """Build every summary now (a background job when a run opens); True when any was missing."""
+        missing = False
         for index in self.indexes:
+            index.refresh()
+            missing = missing or not index.complete
             index.ensure_summaries()
+        return missing
 
     def options(self) -> dict[str, list[str]]:
         """Values seen so far, for the filter menus (only from summaries already built)."""

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 Summarize = Callable[[bytes], Any]
 _CHUNK = 16 << 20
 _HEAD = 4096
+_SUMMARY_CHUNK = 2000  # lines parsed per step of a summary build
 
 
 def cache_root() -> Path:
@@ -54,6 +55,7 @@ class FileIndex:
             digest = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:20]
             self._cache = Path(cache_dir) / f"{digest}.json"
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # one summary builder at a time
         self.generation = 0  # bumped whenever the index starts over (the file was rewritten)
         self._reset()
         self._loaded = False
@@ -158,22 +160,39 @@ class FileIndex:
         made = dict(zip(missing, (self._safe_summary(b) for b in self.read(missing)))) if missing else {}
         return [known[n] if n < len(known) else made[n] for n in numbers]
 
+    @property
+    def complete(self) -> bool:
+        """Has every line indexed so far its summary?"""
+        return len(self.summaries) >= len(self.offsets)
+
     def ensure_summaries(self) -> list[Any]:
-        """Summaries of every complete line, made once (only new lines after an append)."""
-        with self._lock:
-            self._refresh()
-            if len(self.summaries) < len(self.offsets):
+        """Summaries of every complete line, made once (only new lines after an append).
+
+        Lines are parsed in chunks outside the index lock, so pages, reads and offset updates of
+        the same file go on while a large file is summarized (in the background, when a run opens).
+        """
+        with self._build_lock:
+            while True:
+                with self._lock:
+                    self._refresh()
+                    first, generation = len(self.summaries), self.generation
+                    if first >= len(self.offsets):
+                        self._save_cache()
+                        return self.summaries
+                    starts = self.offsets[first : first + _SUMMARY_CHUNK] + [self._line_end(first + _SUMMARY_CHUNK)]
                 with self.path.open("rb") as fh:
-                    first = len(self.summaries)
-                    fh.seek(self.offsets[first])
-                    data = fh.read(self.end - self.offsets[first])
-                base = self.offsets[first]
-                starts = self.offsets[first:] + [self.end]
-                for a, b in zip(starts, starts[1:]):
-                    self.summaries.append(self._safe_summary(data[a - base : b - base - 1].rstrip(b"\r")))
-                self._dirty = True
-            self._save_cache()
-            return self.summaries
+                    fh.seek(starts[0])
+                    data = fh.read(starts[-1] - starts[0])
+                base = starts[0]
+                made = [self._safe_summary(data[a - base : b - base - 1].rstrip(b"\r")) for a, b in zip(starts, starts[1:])]
+                with self._lock:
+                    if self.generation == generation and len(self.summaries) == first:
+                        self.summaries.extend(made)
+                        self._dirty = True
+
+    def _line_end(self, number: int) -> int:
+        """Where line ``number`` starts, or the indexed end past the last line."""
+        return self.offsets[number] if number < len(self.offsets) else self.end
 
     def _safe_summary(self, line: bytes) -> Any:
         try:

@@ -273,8 +273,8 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def eval_overview(run: Run, results: dict[str, Any], counted: tuple[int, int] | None) -> dict[str, Any]:
-    """Env, policy, episodes and success of an eval run (``counted``: (wins, n) while it runs)."""
+def eval_overview(run: Run, results: dict[str, Any], counted: tuple[int | None, int] | None) -> dict[str, Any]:
+    """Env, policy, episodes and success of an eval run (``counted``: (wins or None, n) while it runs)."""
     info = read_json(run.path / "run.json")
     envs = list((results.get("envs") or info.get("envs") or {}).keys())
     overall = results.get("overall") if isinstance(results.get("overall"), dict) else None
@@ -285,7 +285,7 @@ def eval_overview(run: Run, results: dict[str, Any], counted: tuple[int, int] | 
         if low is None or high is None:
             low, high = wilson(int(overall.get("successes") or 0), n)
         success = Success(float(overall["success_rate"]), float(low), float(high), n, "all episodes")
-    elif counted is not None and counted[1]:
+    elif counted is not None and counted[0] is not None and counted[1]:
         wins, n = counted
         low, high = wilson(wins, n)
         success = Success(wins / n, low, high, n, "episodes finished so far")

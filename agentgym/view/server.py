@@ -35,6 +35,7 @@ HEARTBEAT_S = 15.0
 VIEWER = web.AppKey("viewer", Viewer)
 CLIENTS = web.AppKey("clients", set)
 WARMER = web.AppKey("warmer", concurrent.futures.ThreadPoolExecutor)
+WARMING = web.AppKey("warming", set)
 
 
 def create_app(viewer: Viewer, *, poll_s: float = 1.0) -> web.Application:
@@ -42,6 +43,7 @@ def create_app(viewer: Viewer, *, poll_s: float = 1.0) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[VIEWER] = viewer
     app[CLIENTS] = set()
+    app[WARMING] = set()
     # Summaries for the filters are built ahead, one file at a time, so they never take both cores.
     app[WARMER] = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentgym-view-index")
     app.router.add_get("/", _index)
@@ -111,11 +113,29 @@ def _fragment(handler: Callable[[Viewer, Any], str]):
 
 
 def _warm(app: web.Application, run_id: str) -> None:
-    viewer = app[VIEWER]
+    """Build the run's summaries in the background; the page hears when they are ready."""
+    viewer, warming = app[VIEWER], app[WARMING]
+    if run_id in warming:
+        return
+    loop = asyncio.get_running_loop()
+
+    def done(future: concurrent.futures.Future) -> None:
+        warming.discard(run_id)
+        if not future.cancelled() and future.exception() is None and future.result():
+            loop.call_soon_threadsafe(_broadcast, app, {"type": "run", "run": run_id})
+
     try:
-        app[WARMER].submit(lambda: viewer.episodes(viewer.catalog.get(run_id)).warm())
+        future = app[WARMER].submit(lambda: viewer.episodes(viewer.catalog.get(run_id)).warm())
     except RuntimeError:  # shutting down
-        pass
+        return
+    warming.add(run_id)
+    future.add_done_callback(done)
+
+
+def _broadcast(app: web.Application, event: dict[str, Any]) -> None:
+    for queue in list(app[CLIENTS]):
+        if not queue.full():
+            queue.put_nowait(event)
 
 
 def _ids(value: str | None) -> list[str]:
@@ -183,9 +203,7 @@ async def _watch(app: web.Application, poll_s: float) -> None:
             log.exception("watching the run folders failed")
             events = []
         for event in events:
-            for queue in list(app[CLIENTS]):
-                if not queue.full():
-                    queue.put_nowait(event)
+            _broadcast(app, event)
         await asyncio.sleep(poll_s)
 
 

@@ -54,23 +54,22 @@ class Viewer:
             return train_overview(run, self.metrics.read(run))
         if run.kind == "eval":
             results = read_json(run.path / "results.json")
-            return eval_overview(run, results, None if results else self._counted(run))
-        return {"envs": [], "policy": "", "episodes": len(self._counted_set(run)), "success": self._file_success(run),
-                "started": None, "live": False, "finished": True}
+            return eval_overview(run, results, None if results else self._tally(run))
+        wins, n = self._tally(run)
+        success = Success(wins / n, *wilson(wins, n), n, "all episodes") if wins is not None and n else None
+        return {"envs": [], "policy": "", "episodes": n, "success": success, "started": None, "live": False,
+                "finished": True}
 
-    def _counted(self, run: Run) -> tuple[int, int]:
-        summaries = self._counted_set(run)
-        return sum(s["success"] for s in summaries), len(summaries)
-
-    def _counted_set(self, run: Run) -> list[dict[str, Any]]:
-        out = []
-        for index in self.episodes(run).indexes:
-            out += [s for s in index.ensure_summaries() if s is not None]
-        return out
-
-    def _file_success(self, run: Run) -> Success | None:
-        wins, n = self._counted(run)
-        return Success(wins / n, *wilson(wins, n), n, "all episodes") if n else None
+    def _tally(self, run: Run) -> tuple[int | None, int]:
+        """(successes, episodes) from the trajectories; successes stay None until every summary is
+        built (in the background once the run's page opened), so a list never waits for a big file."""
+        indexes = self.episodes(run).indexes
+        for index in indexes:
+            index.refresh()
+        total = sum(len(index) for index in indexes)
+        if not all(index.complete for index in indexes):
+            return None, total
+        return sum(s["success"] for index in indexes for s in index.summaries if s is not None), total
 
     def envs(self, run: Run) -> list[str]:
         """Environment names for the filter menu, known without reading the trajectories."""
@@ -145,8 +144,9 @@ class Viewer:
                 return "<h3>Results</h3>" + pages.eval_table(results)
             ov = self.overview(run)
             s = ov.get("success")
-            so_far = (f"{ov['episodes']} episodes finished so far, success {pages.pct(s.rate)} "
-                      f"[{pages.pct(s.low)}, {pages.pct(s.high)}]" if s else "no episode has finished yet")
+            so_far = f"{ov['episodes']} episodes finished so far" if ov["episodes"] else "no episode has finished yet"
+            if s is not None:
+                so_far += f", success {pages.pct(s.rate)} [{pages.pct(s.low)}, {pages.pct(s.high)}]"
             return f'<h3>Results</h3><p class="muted">Still running: {so_far}. results.json is written at the end.</p>'
         return ""
 

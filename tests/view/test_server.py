@@ -107,6 +107,28 @@ async def test_live_events_follow_the_files(runs_root):
     assert "eval/new" in viewer.runs_fragment()
 
 
+async def test_opening_a_run_builds_its_summaries_in_the_background(tmp_path):
+    folder = tmp_path / "e"
+    write_jsonl(folder / "trajectories.jsonl", [make_trajectory(i, entry="maze-easy") for i in range(30)])
+    viewer = Viewer([folder])
+    server = await started(viewer, poll_s=5)
+    try:
+        async with ClientSession() as s, s.get(server.make_url("/events")) as events:
+            async with s.get(server.make_url("/f/head?run=e")) as r:
+                assert "success" not in await r.text()  # not counted yet: the list never waits for it
+            async with s.get(server.make_url("/f/run?run=e")) as r:
+                assert r.status == 200
+            while True:
+                line = (await asyncio.wait_for(events.content.readline(), 10)).decode()
+                if line.startswith("data:") and json.loads(line[5:])["type"] != "hello":
+                    assert json.loads(line[5:]) == {"type": "run", "run": "e"}
+                    break
+            async with s.get(server.make_url("/f/head?run=e")) as r:
+                assert "<b>33.3%</b>" in await r.text()  # every third of 30 succeeded
+    finally:
+        await server.close()
+
+
 async def test_a_run_still_being_written_shows_what_it_can(tmp_path):
     folder = tmp_path / "e"
     write_jsonl(folder / "trajectories.jsonl", [make_trajectory(i, entry="maze-easy") for i in range(3)])
