@@ -89,16 +89,21 @@ def line_chart(
     left, right, top, bottom = 52, 12, 26, 30
     pw, ph = width - left - right, height - top - bottom
     xs = [x for s in series for x, y in s.points if y is not None] + [b[0] for s in series for b in s.bars]
-    ys = [y for s in series for _, y in s.points if y is not None] + [v for s in series for b in s.bars for v in b[1:]]
+    ys = [y for s in series for _, y in s.points if y is not None] + [
+        v for s in series for b in s.bars for v in b[1:]
+    ]
     out = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" data-metric="{escape(metric)}" '
         f'aria-label="{escape(title)}">',
-        f'<text class="chart-title" x="{left}" y="16" font-size="13" font-weight="600">{escape(title)}</text>',
+        f'<text class="chart-title" x="{left}" y="16" font-size="13" font-weight="600">'
+        f"{escape(title)}</text>",
     ]
     if not xs:
-        out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888" font-size="12">'
-                   "no data yet</text></svg>")
+        out.append(
+            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#888" font-size="12">'
+            "no data yet</text></svg>"
+        )
         return "".join(out)
     y_lo = min(ys) if y_range[0] is None else min(y_range[0], min(ys))
     y_hi = max(ys) if y_range[1] is None else max(y_range[1], max(ys))
@@ -118,8 +123,10 @@ def line_chart(
 
     out.append('<g class="axes" font-size="10" fill="#666">')
     for t, label in zip(y_ticks, tick_labels(y_ticks)):
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#e4e4e4"/>'
-                   f'<text x="{left - 4}" y="{py(t) + 3:.1f}" text-anchor="end">{label}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#e4e4e4"/>'
+            f'<text x="{left - 4}" y="{py(t) + 3:.1f}" text-anchor="end">{label}</text>'
+        )
     for t, label in zip(x_ticks, tick_labels(x_ticks)):
         out.append(f'<text x="{px(t):.1f}" y="{top + ph + 13}" text-anchor="middle">{label}</text>')
     out.append(f'<text x="{left + pw}" y="{height - 3}" text-anchor="end">{escape(x_label)}</text></g>')
@@ -140,16 +147,22 @@ def _series(s: Series, px, py) -> str:
         pen_up = False
     dash = ' stroke-dasharray="5 3"' if s.dashed else ""
     if d:
-        parts.append(f'<path class="series" data-run="{escape(s.key)}" d="{" ".join(d)}" fill="none" '
-                     f'stroke="{s.color}" stroke-width="1.8"{dash}><title>{escape(s.label)}</title></path>')
+        parts.append(
+            f'<path class="series" data-run="{escape(s.key)}" d="{" ".join(d)}" fill="none" '
+            f'stroke="{s.color}" stroke-width="1.8"{dash}><title>{escape(s.label)}</title></path>'
+        )
     valid = [(x, y) for x, y in s.points if y is not None]
     if len(valid) <= MARKERS_UP_TO:
         for x, y in valid:
-            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{2.6 if len(valid) > 1 else 3.5}" '
-                         f'fill="{s.color}"><title>{escape(s.label)} · {fmt(x)}: {fmt(y)}</title></circle>')
+            parts.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{2.6 if len(valid) > 1 else 3.5}" '
+                f'fill="{s.color}"><title>{escape(s.label)} · {fmt(x)}: {fmt(y)}</title></circle>'
+            )
     for x, low, high in s.bars:
-        parts.append(f'<line class="ci" x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{py(low):.1f}" y2="{py(high):.1f}" '
-                     f'stroke="{s.color}" stroke-width="1.4"><title>{escape(s.label)} · {fmt(x)}: 95% CI '
-                     f'{fmt(low)} to {fmt(high)}</title></line>')
+        parts.append(
+            f'<line class="ci" x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{py(low):.1f}" y2="{py(high):.1f}" '
+            f'stroke="{s.color}" stroke-width="1.4"><title>{escape(s.label)} · {fmt(x)}: 95% CI '
+            f"{fmt(low)} to {fmt(high)}</title></line>"
+        )
     parts.append("</g>")
     return "".join(parts)

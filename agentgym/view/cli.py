@@ -33,18 +33,45 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, files or folders of runs")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT}; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1, this machine only; the page has no login)")
-    parser.add_argument("--export", type=Path, metavar="DIR",
-                        help="write a self-contained static report to DIR/index.html instead of serving")
-    parser.add_argument("--episodes", type=int, default=50, metavar="N",
-                        help="with --export: episodes per run shown turn by turn (default 50)")
-    parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
-                        help="how often to look for new metrics and trajectories (default 1)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="keep trajectory indexes in memory only (default: saved in agentgym's cache)")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, files or folders of runs"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to serve on (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; the page has no login)",
+    )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="write a self-contained static report to DIR/index.html instead of serving",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=50,
+        metavar="N",
+        help="with --export: episodes per run shown turn by turn (default 50)",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to look for new metrics and trajectories (default 1)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep trajectory indexes in memory only (default: saved in agentgym's cache)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -84,8 +111,10 @@ async def _serve(viewer, args: argparse.Namespace) -> int:
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"agentgym view: warning: listening on {args.host}: anyone who can reach it sees these runs.",
-              file=sys.stderr)
+        print(
+            f"agentgym view: warning: listening on {args.host}: anyone who can reach it sees these runs.",
+            file=sys.stderr,
+        )
 
     def ready(url: str) -> None:
         runs = len(viewer.catalog.runs)

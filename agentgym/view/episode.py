@@ -85,8 +85,13 @@ def message_of(raw: Any) -> Message:
     for n, call in enumerate(as_list(raw.get("tool_calls"))):
         call = as_dict(call)
         fn = as_dict(call.get("function")) or call
-        calls.append(ToolCall(str(call.get("id") or f"call {n + 1}"), str(fn.get("name") or "?"),
-                              pretty_json(fn.get("arguments"))))
+        calls.append(
+            ToolCall(
+                str(call.get("id") or f"call {n + 1}"),
+                str(fn.get("name") or "?"),
+                pretty_json(fn.get("arguments")),
+            )
+        )
     return Message(
         role=str(raw.get("role") or "?"),
         content=content_text(raw.get("content")),
@@ -123,8 +128,10 @@ def episode_view(data: Mapping[str, Any], *, reveal: bool = False) -> EpisodeVie
             segments.append([m])
         else:
             segments[-1].append(m)
-    turns = [_turn(n, segments[n] if n < len(segments) else None, records[n] if n < len(records) else {})
-             for n in range(max(len(segments), len(records)))]
+    turns = [
+        _turn(n, segments[n] if n < len(segments) else None, records[n] if n < len(records) else {})
+        for n in range(max(len(segments), len(records)))
+    ]
     task = as_dict(data.get("task")) or None
     has_reference = bool(task) and "reference" in task
     reference = task.get("reference") if task and reveal else None
@@ -166,7 +173,9 @@ def _turn(n: int, segment: list[dict] | None, record: dict[str, Any]) -> TurnVie
         observations = [message_of(m) for m in answers]
     else:  # no messages were recorded: the turn record alone
         reply = Message("assistant", str(record.get("action") or "")) if "action" in record else None
-        observations = [message_of(record["observation"])] if isinstance(record.get("observation"), dict) else []
+        observations = (
+            [message_of(record["observation"])] if isinstance(record.get("observation"), dict) else []
+        )
     info = as_dict(record.get("info"))
     start, end = _int(record.get("start")), _int(record.get("end"))
     tokens = _int(record.get("num_tokens"))

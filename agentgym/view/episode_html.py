@@ -40,7 +40,8 @@ def filter_form(envs: Sequence[str], *, train: bool) -> str:
         + choice("status", "status", [(s, s) for s in STATUSES])
         + step
         + '<label>text <input name="q" type="search" size="16" placeholder="search the text"></label>'
-        '<button type="submit">apply</button> <button type="button" data-action="clear-filters">clear</button>'
+        '<button type="submit">apply</button> '
+        '<button type="button" data-action="clear-filters">clear</button>'
         "</form>"
     )
 
@@ -48,17 +49,33 @@ def filter_form(envs: Sequence[str], *, train: bool) -> str:
 def episode_list(page: Page, run_id: str, query: dict[str, str], *, train: bool) -> str:
     """One page of the list, with links that open an episode and move between pages."""
     shown = f"{page.offset + 1}–{page.offset + len(page.items)}" if page.items else "none"
-    notes = [f"<b>{page.total}</b> episode{'s' if page.total != 1 else ''}"
-             + (" match" if any(query.get(k) for k in query if k != "offset") else ""), f"showing {shown}"]
+    notes = [
+        f"<b>{page.total}</b> episode{'s' if page.total != 1 else ''}"
+        + (" match" if any(query.get(k) for k in query if k != "offset") else ""),
+        f"showing {shown}",
+    ]
     if page.unreadable:
         notes.append(f"{page.unreadable} unreadable line{'s' if page.unreadable != 1 else ''} skipped")
     if page.pending:
         notes.append("a line is still being written")
     out = [f'<p class="list-notes">{" · ".join(notes)}</p>', _pager(page, run_id, query)]
-    head = (["step"] if train else []) + ["line", "env", "task", "reward", "success", "status", "guided", "turns",
-                                          "tokens", "s"]
-    out.append('<table class="grid episodes"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
-               + "</tr></thead><tbody>")
+    head = (["step"] if train else []) + [
+        "line",
+        "env",
+        "task",
+        "reward",
+        "success",
+        "status",
+        "guided",
+        "turns",
+        "tokens",
+        "s",
+    ]
+    out.append(
+        '<table class="grid episodes"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+    )
     for item in page.items:
         out.append(_row(item, run_id, query, train))
     out.append("</tbody></table>")
@@ -72,18 +89,21 @@ def _row(item: Item, run_id: str, query: dict[str, str], train: bool) -> str:
     s = item.summary
     if s is None:
         cols = 10
-        return (f'<tr class="unreadable">{step}<td>{item.line + 1}</td><td colspan="{cols - 1}">'
-                "unreadable line (not a trajectory)</td></tr>")
+        return (
+            f'<tr class="unreadable">{step}<td>{item.line + 1}</td><td colspan="{cols - 1}">'
+            "unreadable line (not a trajectory)</td></tr>"
+        )
     ok = '<span class="ok">✓</span>' if s["success"] else '<span class="bad">✗</span>'
     guided = '<span class="badge guided">guided</span>' if s["guided"] else ""
     env = s["entry"] or s["env"]
     return (
         f'<tr class="episode-row" data-open="{item.file}:{item.line}" data-success="{int(s["success"])}" '
         f'data-guided="{int(s["guided"])}">{step}<td><a href="{href}">{item.line + 1}</a></td>'
-        f'<td>{escape(env)}</td><td class="task" title="{escape(s["task"])}"><a href="{href}">{escape(s["task"])}</a></td>'
+        f'<td>{escape(env)}</td><td class="task" title="{escape(s["task"])}">'
+        f'<a href="{href}">{escape(s["task"])}</a></td>'
         f'<td>{num(s["reward"])}</td><td>{ok}</td><td class="status-{s["status"]}">{s["status"]}'
-        f'{" (error)" if s["error"] else ""}</td><td>{guided}</td><td>{s["turns"]}</td><td>{s["tokens"]}</td>'
-        f'<td>{num(s["seconds"], 2)}</td></tr>'
+        f"{' (error)' if s['error'] else ''}</td><td>{guided}</td><td>{s['turns']}</td><td>{s['tokens']}</td>"
+        f"<td>{num(s['seconds'], 2)}</td></tr>"
     )
 
 
@@ -98,7 +118,9 @@ def _pager(page: Page, run_id: str, query: dict[str, str]) -> str:
     pages = (page.total + page.limit - 1) // page.limit
     current = page.offset // page.limit
     base = {k: v for k, v in query.items() if k != "open"}
-    wanted = sorted({0, current - 2, current - 1, current, current + 1, current + 2, pages - 1} & set(range(pages)))
+    wanted = sorted(
+        {0, current - 2, current - 1, current, current + 1, current + 2, pages - 1} & set(range(pages))
+    )
     links, last = [], -1
     for p in wanted:
         if p > last + 1:
@@ -106,10 +128,12 @@ def _pager(page: Page, run_id: str, query: dict[str, str]) -> str:
         cls = ' class="current"' if p == current else ""
         links.append(f'<a{cls} href="{_href(run_id, {**base, "offset": str(p * page.limit)})}">{p + 1}</a>')
         last = p
-    prev = (f'<a rel="prev" href="{_href(run_id, {**base, "offset": str((current - 1) * page.limit)})}">‹ previous</a>'
-            if current > 0 else "")
-    nxt = (f'<a rel="next" href="{_href(run_id, {**base, "offset": str((current + 1) * page.limit)})}">next ›</a>'
-           if current < pages - 1 else "")
+
+    def link(rel: str, to: int, text: str) -> str:
+        return f'<a rel="{rel}" href="{_href(run_id, {**base, "offset": str(to * page.limit)})}">{text}</a>'
+
+    prev = link("prev", current - 1, "‹ previous") if current > 0 else ""
+    nxt = link("next", current + 1, "next ›") if current < pages - 1 else ""
     return f'<nav class="pager">{prev} {" ".join(links)} {nxt}</nav>'
 
 
@@ -117,48 +141,76 @@ def _pager(page: Page, run_id: str, query: dict[str, str]) -> str:
 def episode_detail(ep: EpisodeView, where: str, *, static: bool = False, step: int | None = None) -> str:
     """One trajectory turn by turn (``where``: ``"FILE:LINE"``, for the buttons)."""
     badges = [
-        '<span class="badge ok">success</span>' if ep.success else '<span class="badge bad">no success</span>',
+        '<span class="badge ok">success</span>'
+        if ep.success
+        else '<span class="badge bad">no success</span>',
         f'<span class="badge status-{escape(ep.status)}">{escape(ep.status)}</span>',
     ]
     if ep.guided:
         badges.append('<span class="badge guided">guided</span>')
-    facts = [("reward", num(ep.reward)), ("turns", str(len(ep.turns))),
-             ("sampled tokens", f"{ep.sampled_tokens}" + (f" of {ep.total_tokens}" if ep.total_tokens else ""))]
+    facts = [
+        ("reward", num(ep.reward)),
+        ("turns", str(len(ep.turns))),
+        ("sampled tokens", f"{ep.sampled_tokens}" + (f" of {ep.total_tokens}" if ep.total_tokens else "")),
+    ]
     if step is not None:
         facts.append(("learner step", str(step)))
     if ep.policy_version is not None:
         facts.append(("policy version", str(ep.policy_version)))
     facts += [("id", ep.id), ("group", ep.group_id or "–")]
     facts += [(k.replace("_s", " (s)"), num(v, 3)) for k, v in ep.timings.items()]
-    out = [f'<article class="episode" data-where="{escape(where)}"><header><h3>{escape(ep.env_id)} · '
-           f'<span class="task-id">{escape(ep.task_id)}</span> {" ".join(badges)}</h3><dl class="facts">'
-           + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts) + "</dl></header>"]
+    out = [
+        f'<article class="episode" data-where="{escape(where)}"><header><h3>{escape(ep.env_id)} · '
+        f'<span class="task-id">{escape(ep.task_id)}</span> {" ".join(badges)}</h3><dl class="facts">'
+        + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+        + "</dl></header>"
+    ]
     if ep.error:
         out.append(f'<div class="error-box"><b>error:</b> <pre>{escape(ep.error)}</pre>')
         if ep.traceback:
-            out.append(f"<details><summary>traceback (recorded in the trajectory)</summary><pre>{escape(ep.traceback)}"
-                       "</pre></details>")
+            out.append(
+                "<details><summary>traceback (recorded in the trajectory)</summary>"
+                f"<pre>{escape(ep.traceback)}"
+                "</pre></details>"
+            )
         out.append("</div>")
     if ep.guidance:
         g = ep.guidance
-        how = ", ".join(str(g[k]) for k in ("kind", "mode") if g.get(k)) + (", every turn" if g.get("every_turn") else "")
-        out.append(f'<div class="guidance"><div class="label">guidance injected ({escape(how)})</div>'
-                   f'<pre>{escape(str(g.get("text") or ""))}</pre></div>')
+        how = ", ".join(str(g[k]) for k in ("kind", "mode") if g.get(k)) + (
+            ", every turn" if g.get("every_turn") else ""
+        )
+        out.append(
+            f'<div class="guidance"><div class="label">guidance injected ({escape(how)})</div>'
+            f"<pre>{escape(str(g.get('text') or ''))}</pre></div>"
+        )
     elif ep.guided:
-        out.append('<div class="guidance"><div class="label">guided episode (the guidance text was not recorded)</div></div>')
+        out.append(
+            '<div class="guidance"><div class="label">'
+            "guided episode (the guidance text was not recorded)</div></div>"
+        )
     if ep.task is not None:
         out.append(_task(ep, static))
     if ep.reward_parts not in (None, {}, []):
-        out.append(f'<div class="reward-parts"><div class="label">reward parts</div>{kv_html(ep.reward_parts)}</div>')
+        out.append(
+            f'<div class="reward-parts"><div class="label">reward parts</div>{kv_html(ep.reward_parts)}</div>'
+        )
     if ep.opening:
-        out.append('<section class="opening">' + "".join(_message(m, opening=True) for m in ep.opening) + "</section>")
+        out.append(
+            '<section class="opening">'
+            + "".join(_message(m, opening=True) for m in ep.opening)
+            + "</section>"
+        )
     out.append('<ol class="turns">' + "".join(_turn(t) for t in ep.turns) + "</ol>")
     if ep.metadata:
-        out.append(f'<details class="meta"><summary>other metadata</summary><pre>{escape(_json(ep.metadata))}</pre>'
-                   "</details>")
+        out.append(
+            f'<details class="meta"><summary>other metadata</summary><pre>{escape(_json(ep.metadata))}</pre>'
+            "</details>"
+        )
     if not static:
-        out.append('<div class="tokens-box"><button type="button" data-action="tokens">show the loss mask over the '
-                   "exact tokens</button></div>")
+        out.append(
+            '<div class="tokens-box"><button type="button" data-action="tokens">show the loss mask over the '
+            "exact tokens</button></div>"
+        )
     out.append("</article>")
     return "".join(out)
 
@@ -166,15 +218,21 @@ def episode_detail(ep: EpisodeView, where: str, *, static: bool = False, step: i
 def _task(ep: EpisodeView, static: bool) -> str:
     task = ep.task or {}
     shown = {k: v for k, v in task.items() if k not in ("id",)}
-    out = [f'<details class="task-box"><summary>task {escape(str(task.get("id", ep.task_id)))}</summary>'
-           f"{kv_html(shown) if shown else ''}"]
+    out = [
+        f'<details class="task-box"><summary>task {escape(str(task.get("id", ep.task_id)))}</summary>'
+        f"{kv_html(shown) if shown else ''}"
+    ]
     if ep.has_reference:
         if ep.reference is not None:
-            out.append(f'<div class="reference"><div class="label">hidden reference (revealed)</div>'
-                       f"<pre>{escape(_json(ep.reference))}</pre></div>")
+            out.append(
+                f'<div class="reference"><div class="label">hidden reference (revealed)</div>'
+                f"<pre>{escape(_json(ep.reference))}</pre></div>"
+            )
         elif not static:
-            out.append('<p class="small">The reference answer is hidden. <button type="button" data-action="reveal">'
-                       "show the hidden reference</button></p>")
+            out.append(
+                '<p class="small">The reference answer is hidden. <button type="button" data-action="reveal">'
+                "show the hidden reference</button></p>"
+            )
         else:
             out.append('<p class="small muted">The reference answer is hidden in this report.</p>')
     out.append("</details>")
@@ -199,15 +257,24 @@ def _turn(t: TurnView) -> str:
         facts.append(f"v{t.policy_version}")
     if t.invalid:
         facts.append('<span class="bad">invalid action</span>')
-    out = [f'<li class="turn" data-turn="{t.number}"><div class="turn-head"><b>turn {t.number}</b> · '
-           + " · ".join(facts) + "</div>"]
+    out = [
+        f'<li class="turn" data-turn="{t.number}"><div class="turn-head"><b>turn {t.number}</b> · '
+        + " · ".join(facts)
+        + "</div>"
+    ]
     if t.reply is not None:
         out.append(_message(t.reply))
     out += [_message(m) for m in t.observations]
     if t.reward_parts not in (None, {}, []):
-        out.append(f'<div class="reward-parts small"><div class="label">reward parts</div>{kv_html(t.reward_parts)}</div>')
+        out.append(
+            '<div class="reward-parts small"><div class="label">reward parts</div>'
+            f"{kv_html(t.reward_parts)}</div>"
+        )
     if t.info:
-        out.append(f'<details class="info small"><summary>step info</summary><pre>{escape(_json(t.info))}</pre></details>')
+        out.append(
+            '<details class="info small"><summary>step info</summary>'
+            f"<pre>{escape(_json(t.info))}</pre></details>"
+        )
     out.append("</li>")
     return "".join(out)
 
@@ -217,7 +284,12 @@ def _message(m: Message, opening: bool = False) -> str:
     if role == "assistant":
         label, cls = "model", "assistant"
     elif role == "tool":
-        label, cls = f"tool result{f' ({m.name})' if m.name else ''}{f' for {m.tool_call_id}' if m.tool_call_id else ''}", "observation tool"
+        label, cls = (
+            "tool result"
+            + (f" ({m.name})" if m.name else "")
+            + (f" for {m.tool_call_id}" if m.tool_call_id else ""),
+            "observation tool",
+        )
     elif opening:
         label, cls = ("system prompt", "system") if role == "system" else (role, "prompt")
     else:
@@ -228,7 +300,8 @@ def _message(m: Message, opening: bool = False) -> str:
         text = f"<details><summary>{len(body)} characters</summary>{text}</details>"
     calls = "".join(
         f'<div class="tool-call"><span class="label">tool call</span> <b>{escape(c.name)}</b> '
-        f'<code>{escape(c.id)}</code><pre>{escape(_clip(c.arguments))}</pre></div>' for c in m.tool_calls
+        f"<code>{escape(c.id)}</code><pre>{escape(_clip(c.arguments))}</pre></div>"
+        for c in m.tool_calls
     )
     return f'<div class="msg {cls}"><div class="label">{escape(label)}</div>{text}{calls}</div>'
 
@@ -248,19 +321,23 @@ def kv_html(value: Any, depth: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return "<i>{}</i>"
-        rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{kv_html(v, depth + 1)}</td></tr>" for k, v in value.items())
+        rows = "".join(
+            f"<tr><th>{escape(str(k))}</th><td>{kv_html(v, depth + 1)}</td></tr>" for k, v in value.items()
+        )
         return f'<table class="kv">{rows}</table>'
     if isinstance(value, list):
         if value and all(isinstance(v, dict) for v in value) and depth < 3:
             keys = list(dict.fromkeys(k for v in value for k in v))
             head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)
-            body = "".join("<tr>" + "".join(f"<td>{kv_html(v.get(k), depth + 1)}</td>" for k in keys) + "</tr>"
-                           for v in value)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{kv_html(v.get(k), depth + 1)}</td>" for k in keys) + "</tr>"
+                for v in value
+            )
             return f'<table class="kv list"><tr>{head}</tr>{body}</table>'
         return escape(", ".join(num(v) if isinstance(v, float) else _scalar(v) for v in value)) or "<i>[]</i>"
     if isinstance(value, float):
         return escape(num(value, 4))
-    return f"<span class=\"pre\">{escape(_clip(_scalar(value)))}</span>"
+    return f'<span class="pre">{escape(_clip(_scalar(value)))}</span>'
 
 
 def _scalar(v: Any) -> str:
@@ -277,16 +354,23 @@ def token_html(view: TokenView) -> str:
     if not view.tokens:
         return f'<p class="muted">{escape(view.note)}</p>'
     sampled = view.sampled
-    out = [f'<div class="token-view"><p class="small"><b>{len(view.tokens)}</b> tokens: '
-           f'<span class="tok s">{sampled} sampled (loss mask 1, trained on)</span> '
-           f'<span class="tok c">{len(view.tokens) - sampled} context (mask 0: prompt, observations, template)</span>'
-           f" · {escape(view.note)}</p><div class=\"tokens\">"]
+    out = [
+        f'<div class="token-view"><p class="small"><b>{len(view.tokens)}</b> tokens: '
+        f'<span class="tok s">{sampled} sampled (loss mask 1, trained on)</span> '
+        f'<span class="tok c">{len(view.tokens) - sampled} context '
+        "(mask 0: prompt, observations, template)</span>"
+        f' · {escape(view.note)}</p><div class="tokens">'
+    ]
     turn = None
     for n, t in enumerate(view.tokens):
         if t.turn is not None and t.turn != turn:
             out.append(f'<span class="turn-mark">turn {t.turn}</span>')
         turn = t.turn if t.turn is not None else turn
-        title = f"#{n} id {t.id}" + (f" · logp {t.logprob:.3f}" if t.logprob is not None else "") + f" · mask {t.mask}"
+        title = (
+            f"#{n} id {t.id}"
+            + (f" · logp {t.logprob:.3f}" if t.logprob is not None else "")
+            + f" · mask {t.mask}"
+        )
         text = t.text.replace("\n", "↵\n") if t.text else "∅"
         out.append(f'<span class="tok {"s" if t.mask else "c"}" title="{title}">{escape(text)}</span>')
     out.append("</div></div>")

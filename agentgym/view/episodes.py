@@ -81,7 +81,8 @@ def summarize_line(line: bytes) -> dict[str, Any] | None:
         "success": bool(data.get("success")),
         "status": status if status in STATUSES else "completed",
         "guided": bool(meta.get("guided") or meta.get("guidance")),
-        "turns": len(turns) or sum(1 for m in as_list(data.get("messages")) if as_dict(m).get("role") == "assistant"),
+        "turns": len(turns)
+        or sum(1 for m in as_list(data.get("messages")) if as_dict(m).get("role") == "assistant"),
         "tokens": sampled,
         "step": step if isinstance(step, int) and not isinstance(step, bool) else None,
         "seconds": number(as_dict(data.get("timings")).get("wall_s"), None),
@@ -138,9 +139,15 @@ class EpisodeFilter:
         if step is not None and not step.isdigit():
             raise ValueError(f"step must be a whole number, not {step!r}")
         return cls(
-            env=text("env"), task=text("task"), success=flag("success"), reward_min=real("rmin"),
-            reward_max=real("rmax"), guided=flag("guided"), status=status,
-            step=int(step) if step is not None else None, text=text("q"),
+            env=text("env"),
+            task=text("task"),
+            success=flag("success"),
+            reward_min=real("rmin"),
+            reward_max=real("rmax"),
+            guided=flag("guided"),
+            status=status,
+            step=int(step) if step is not None else None,
+            text=text("q"),
         )
 
     @property
@@ -179,7 +186,10 @@ def searchable_text(data: Mapping[str, Any]) -> str:
             parts += [str(fn.get("name") or ""), _text(fn.get("arguments"))]
     for turn in as_list(data.get("turns")):
         turn = as_dict(turn)
-        parts += [str(turn.get("action") or ""), content_text(as_dict(turn.get("observation")).get("content"))]
+        parts += [
+            str(turn.get("action") or ""),
+            content_text(as_dict(turn.get("observation")).get("content")),
+        ]
     parts.append(str(as_dict(as_dict(data.get("metadata")).get("guidance")).get("text") or ""))
     task = as_dict(data.get("task"))
     parts += [str(task.get("id") or ""), _text(task.get("inputs"))]

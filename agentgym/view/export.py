@@ -40,14 +40,19 @@ def export_report(viewer: Viewer, out_dir: Path, *, episodes: int = 50, progress
     ]
     trains = [r for r in runs if r.kind == "train"]
     if len(trains) > 1:
-        parts.append("<section><h2>Training curves, overlaid</h2>"
-                     + viewer.curves_fragment([r.id for r in trains], static=True) + "</section>")
+        parts.append(
+            "<section><h2>Training curves, overlaid</h2>"
+            + viewer.curves_fragment([r.id for r in trains], static=True)
+            + "</section>"
+        )
     evals = [r for r in runs if r.kind == "eval" and read_json(r.path / "results.json")]
     if len(evals) > 1:
         parts.append("<section><h2>Comparisons</h2>")
         for other in evals[1:]:
-            parts.append(f"<h3>{escape(other.name)} against {escape(evals[0].name)}</h3>"
-                         + viewer.compare_table_static(evals[0], other))
+            parts.append(
+                f"<h3>{escape(other.name)} against {escape(evals[0].name)}</h3>"
+                + viewer.compare_table_static(evals[0], other)
+            )
         parts.append("</section>")
     bar = tqdm(runs, desc="export", unit="run", file=sys.stderr, disable=not progress or len(runs) < 2)
     for run in bar:
@@ -68,8 +73,10 @@ def _run_section(viewer: Viewer, run: Run, episodes: int) -> str:
     if episodes > 0:
         page = viewer.episodes(run).page(EpisodeFilter(), 0, episodes)
         if page.total:
-            out.append(f"<h3>Episodes</h3><p class=\"muted small\">The first {len(page.items)} of {page.total}, "
-                       "in the order they were written.</p>")
+            out.append(
+                f'<h3>Episodes</h3><p class="muted small">The first {len(page.items)} of {page.total}, '
+                "in the order they were written.</p>"
+            )
         for item in page.items:
             s = item.summary
             if s is None:
@@ -79,8 +86,11 @@ def _run_section(viewer: Viewer, run: Run, episodes: int) -> str:
             step = f"step {item.step} · " if item.step is not None else ""
             guided = ' <span class="badge guided">guided</span>' if s["guided"] else ""
             detail = viewer.episode_fragment(run.id, f"{item.file}:{item.line}", static=True)
-            out.append(f'<details class="report-episode" id="{anchor(run.id)}-{item.file}-{item.line}"><summary>'
-                       f"{mark} {step}line {item.line + 1} · {escape(s['entry'] or s['env'])} · {escape(s['task'])} · "
-                       f"reward {num(s['reward'])} · {s['status']}{guided}</summary>{detail}</details>")
+            out.append(
+                f'<details class="report-episode" id="{anchor(run.id)}-{item.file}-{item.line}"><summary>'
+                f"{mark} {step}line {item.line + 1} · {escape(s['entry'] or s['env'])} · "
+                f"{escape(s['task'])} · "
+                f"reward {num(s['reward'])} · {s['status']}{guided}</summary>{detail}</details>"
+            )
     out.append("</section>")
     return "".join(out)

@@ -46,7 +46,9 @@ class FileIndex:
     ``None``; ``version`` names its format, so a changed summarizer never reads an old cache.
     """
 
-    def __init__(self, path: Path, summarize: Summarize, *, version: str = "1", cache_dir: Path | None = None):
+    def __init__(
+        self, path: Path, summarize: Summarize, *, version: str = "1", cache_dir: Path | None = None
+    ):
         self.path = Path(path)
         self._summarize = summarize
         self._version = version
@@ -73,7 +75,7 @@ class FileIndex:
 
     # ----------------------------------------------------------------- offsets
     def refresh(self) -> bool:
-        """Bring the offsets up to date with the file; True when lines were added or the file was rewritten."""
+        """Bring the offsets up to date with the file; True when it grew by lines or was rewritten."""
         with self._lock:
             return self._refresh()
 
@@ -179,12 +181,17 @@ class FileIndex:
                     if first >= len(self.offsets):
                         self._save_cache()
                         return self.summaries
-                    starts = self.offsets[first : first + _SUMMARY_CHUNK] + [self._line_end(first + _SUMMARY_CHUNK)]
+                    starts = self.offsets[first : first + _SUMMARY_CHUNK] + [
+                        self._line_end(first + _SUMMARY_CHUNK)
+                    ]
                 with self.path.open("rb") as fh:
                     fh.seek(starts[0])
                     data = fh.read(starts[-1] - starts[0])
                 base = starts[0]
-                made = [self._safe_summary(data[a - base : b - base - 1].rstrip(b"\r")) for a, b in zip(starts, starts[1:])]
+                made = [
+                    self._safe_summary(data[a - base : b - base - 1].rstrip(b"\r"))
+                    for a, b in zip(starts, starts[1:])
+                ]
                 with self._lock:
                     if self.generation == generation and len(self.summaries) == first:
                         self.summaries.extend(made)
@@ -208,7 +215,11 @@ class FileIndex:
             data = json.loads(self._cache.read_text(encoding="utf-8"))
             if data.get("version") != self._version or data.get("path") != str(self.path.resolve()):
                 return
-            self.offsets, self.end, self.summaries = list(data["offsets"]), int(data["end"]), list(data["summaries"])
+            self.offsets, self.end, self.summaries = (
+                list(data["offsets"]),
+                int(data["end"]),
+                list(data["summaries"]),
+            )
             self._ino, self._head, self._head_len = data.get("ino"), str(data["head"]), int(data["head_len"])
             if len(self.summaries) > len(self.offsets):
                 raise ValueError("more summaries than lines")
@@ -225,8 +236,14 @@ class FileIndex:
         if self._cache is None or not self._dirty:
             return
         payload = {
-            "version": self._version, "path": str(self.path.resolve()), "ino": self._ino,
-            "head": self._head, "head_len": self._head_len, "end": self.end, "offsets": self.offsets, "summaries": self.summaries,
+            "version": self._version,
+            "path": str(self.path.resolve()),
+            "ino": self._ino,
+            "head": self._head,
+            "head_len": self._head_len,
+            "end": self.end,
+            "offsets": self.offsets,
+            "summaries": self.summaries,
         }
         try:
             self._cache.parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,9 @@ class Run:
         """Files whose change the live page should hear about."""
         if self.kind == "file":
             return [self.path]
-        names = ("config.yaml", METRICS, "summary.json") if self.kind == "train" else ("run.json", "results.json")
+        names = (
+            ("config.yaml", METRICS, "summary.json") if self.kind == "train" else ("run.json", "results.json")
+        )
         return [self.path / n for n in names] + self.trajectory_files()[-2:]
 
 
@@ -118,8 +120,9 @@ class Catalog:
             below = _runs_below(arg)
             if not below:
                 warnings.append(
-                    f"{arg} is not a run folder: neither it nor its subfolders hold metrics.jsonl, config.yaml, "
-                    "results.json or trajectories.jsonl (pass a folder written by `agentgym train` or `agentgym eval`)."
+                    f"{arg} is not a run folder: neither it nor its subfolders hold metrics.jsonl, "
+                    "config.yaml, results.json or trajectories.jsonl (pass a folder written by "
+                    "`agentgym train` or `agentgym eval`)."
                 )
             found += [(p, k, str(p.relative_to(arg)), None) for p, k in below]
         for path, kind, name, _ in list(found):
@@ -252,7 +255,9 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
         low, high = e.get("success_ci_low"), e.get("success_ci_high")
         if low is None or high is None:
             low, high = wilson(round(rate * n), n)
-        success = Success(rate, float(low), float(high), n, f"eval ({e.get('tag', 'eval')}) at step {e['step']}")
+        success = Success(
+            rate, float(low), float(high), n, f"eval ({e.get('tag', 'eval')}) at step {e['step']}"
+        )
     elif train and isinstance(train[-1].get("success/mean"), (int, float)):
         t = train[-1]
         n = int(t.get("episodes") or 0)
@@ -273,7 +278,9 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def eval_overview(run: Run, results: dict[str, Any], counted: tuple[int | None, int] | None) -> dict[str, Any]:
+def eval_overview(
+    run: Run, results: dict[str, Any], counted: tuple[int | None, int] | None
+) -> dict[str, Any]:
     """Env, policy, episodes and success of an eval run (``counted``: (wins or None, n) while it runs)."""
     info = read_json(run.path / "run.json")
     envs = list((results.get("envs") or info.get("envs") or {}).keys())
@@ -321,5 +328,7 @@ def policy_spec(run: Run, catalog: Catalog) -> str | None:
     if run.kind == "eval":
         if run.parent is not None and run.parent in catalog.runs:
             return policy_spec(catalog.runs[run.parent], catalog)
-        return read_json(run.path / "run.json").get("policy") or read_json(run.path / "results.json").get("policy")
+        return read_json(run.path / "run.json").get("policy") or read_json(run.path / "results.json").get(
+            "policy"
+        )
     return None

@@ -45,7 +45,9 @@ def create_app(viewer: Viewer, *, poll_s: float = 1.0) -> web.Application:
     app[CLIENTS] = set()
     app[WARMING] = set()
     # Summaries for the filters are built ahead, one file at a time, so they never take both cores.
-    app[WARMER] = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentgym-view-index")
+    app[WARMER] = concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="agentgym-view-index"
+    )
     app.router.add_get("/", _index)
     app.router.add_get("/assets/{name}", _asset)
     app.router.add_get("/events", _events)
@@ -80,11 +82,16 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
     except web.HTTPException:
         raise
     except ValueError as exc:
-        return web.Response(status=400, text=f'<p class="error">{escape(str(exc))}.</p>', content_type="text/html")
+        return web.Response(
+            status=400, text=f'<p class="error">{escape(str(exc))}.</p>', content_type="text/html"
+        )
     except Exception:  # a bug or a file that vanished: say so, log the details here only
         log.exception("error serving %s", request.path_qs)
-        return web.Response(status=500, content_type="text/html",
-                            text='<p class="error">The viewer could not show this; the details are in its log.</p>')
+        return web.Response(
+            status=500,
+            content_type="text/html",
+            text='<p class="error">The viewer could not show this; the details are in its log.</p>',
+        )
 
 
 async def _index(request: web.Request) -> web.Response:
@@ -177,7 +184,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     clients = request.app[CLIENTS]
     clients.add(queue)
     try:
-        await response.write(b"retry: 2000\ndata: {\"type\": \"hello\"}\n\n")
+        await response.write(b'retry: 2000\ndata: {"type": "hello"}\n\n')
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
@@ -208,8 +215,15 @@ async def _watch(app: web.Application, poll_s: float) -> None:
 
 
 # ----------------------------------------------------------------------------- running it
-async def serve(viewer: Viewer, host: str, port: int, *, poll_s: float = 1.0,
-                ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    viewer: Viewer,
+    host: str,
+    port: int,
+    *,
+    poll_s: float = 1.0,
+    ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Serve until ``stop`` is set (or forever); a port in use is a :class:`UserError`."""
     runner = web.AppRunner(create_app(viewer, poll_s=poll_s), shutdown_timeout=2.0)
     await runner.setup()
@@ -219,8 +233,12 @@ async def serve(viewer: Viewer, host: str, port: int, *, poll_s: float = 1.0,
             await site.start()
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise UserError(f"port {port} on {host} is in use; pass another --port (0 picks a free one).") from exc
-            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port.") from exc
+                raise UserError(
+                    f"port {port} on {host} is in use; pass another --port (0 picks a free one)."
+                ) from exc
+            raise UserError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port."
+            ) from exc
         address = runner.addresses[0]
         url_host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
         if ready is not None:

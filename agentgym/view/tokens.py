@@ -85,7 +85,9 @@ def _load(spec: str | None) -> tuple[Any, str]:
     except ImportError:
         return None, "showing token ids: transformers is not installed (pip install 'agentgym[hf]')"
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True), f"decoded with the tokenizer of {path}"
+        return AutoTokenizer.from_pretrained(
+            path, local_files_only=True
+        ), f"decoded with the tokenizer of {path}"
     except Exception as exc:  # any loader failure: the ids still show
         log.info("no tokenizer for %s: %s", spec, exc)
         return None, f"showing token ids: no local tokenizer at {path}"

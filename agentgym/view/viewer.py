@@ -13,13 +13,27 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from agentgym.view import episode_html, pages
-from agentgym.view.episode import episode_view
-from agentgym.view.episodes import EpisodeFilter, EpisodeSet, SearchCache, SUMMARY_VERSION, parse_full, summarize_line
-from agentgym.view.jsonl_index import IndexRegistry
 from agentgym.eval.metrics import wilson
+from agentgym.view import episode_html, eval_tables, pages
+from agentgym.view.episode import episode_view
+from agentgym.view.episodes import (
+    SUMMARY_VERSION,
+    EpisodeFilter,
+    EpisodeSet,
+    SearchCache,
+    parse_full,
+    summarize_line,
+)
+from agentgym.view.jsonl_index import IndexRegistry
 from agentgym.view.runs import (
-    Catalog, MetricsCache, Run, Success, eval_overview, policy_spec, read_json, train_overview,
+    Catalog,
+    MetricsCache,
+    Run,
+    Success,
+    eval_overview,
+    policy_spec,
+    read_json,
+    train_overview,
 )
 from agentgym.view.tokens import Tokenizers, token_view
 
@@ -57,8 +71,15 @@ class Viewer:
             return eval_overview(run, results, None if results else self._tally(run))
         wins, n = self._tally(run)
         success = Success(wins / n, *wilson(wins, n), n, "all episodes") if wins is not None and n else None
-        return {"envs": [], "policy": "", "episodes": n, "success": success, "started": None, "live": False,
-                "finished": True}
+        return {
+            "envs": [],
+            "policy": "",
+            "episodes": n,
+            "success": success,
+            "started": None,
+            "live": False,
+            "finished": True,
+        }
 
     def _tally(self, run: Run) -> tuple[int | None, int]:
         """(successes, episodes) from the trajectories; successes stay None until every summary is
@@ -102,17 +123,25 @@ class Viewer:
 
     def run_fragment(self, run_id: str) -> str:
         run = self.run(run_id)
-        rid = escape(quote(run.id, safe=""))
+        rid, live = escape(quote(run.id, safe="")), escape(run.id)
         out = [f'<div data-fragment="/f/head?run={rid}" data-live="{escape(run.id)}"></div>']
         if run.kind == "train":
-            out.append(f'<section class="curves" data-fragment="/f/curves?runs={rid}" data-live="{escape(run.id)}"></section>')
-        out.append(f'<section class="results" data-fragment="/f/results?run={rid}" data-live="{escape(run.id)}"></section>')
-        out.append('<section class="episodes-section"><h3>Episodes</h3>'
-                   + episode_html.filter_form(self.envs(run), train=run.kind == "train")
-                   + f'<div id="episode-list" data-live="{escape(run.id)}"></div><div id="episode-detail"></div></section>')
+            out.append(
+                f'<section class="curves" data-fragment="/f/curves?runs={rid}" data-live="{live}"></section>'
+            )
+        out.append(
+            f'<section class="results" data-fragment="/f/results?run={rid}" data-live="{live}"></section>'
+        )
+        out.append(
+            '<section class="episodes-section"><h3>Episodes</h3>'
+            + episode_html.filter_form(self.envs(run), train=run.kind == "train")
+            + f'<div id="episode-list" data-live="{live}"></div><div id="episode-detail"></div></section>'
+        )
         return "".join(out)
 
-    def curves_fragment(self, run_ids: Sequence[str], extra: Sequence[str] = (), *, static: bool = False) -> str:
+    def curves_fragment(
+        self, run_ids: Sequence[str], extra: Sequence[str] = (), *, static: bool = False
+    ) -> str:
         runs = [self.run(r) for r in run_ids if r]
         trains = [r for r in runs if r.kind == "train"]
         if not trains:
@@ -125,13 +154,18 @@ class Viewer:
         boxes = "".join(
             f'<label class="pick"><input type="checkbox" name="runs" value="{escape(r.id)}"'
             f'{" checked" if r.id in chosen else ""} data-action="overlay-pick"> {escape(r.name)}</label>'
-            for r in self.catalog.runs.values() if r.kind == "train"
+            for r in self.catalog.runs.values()
+            if r.kind == "train"
         )
         ids = ",".join(quote(r, safe="") for r in run_ids)
         extra_q = ",".join(quote(e, safe="") for e in extra)
-        return (f'<h2>Training curves</h2><form class="toolbar" id="overlay-picker">{boxes or "no training runs"}</form>'
-                f'<section class="curves" data-fragment="/f/curves?runs={escape(ids)}&amp;extra={escape(extra_q)}" '
-                f'data-live="{escape(" ".join(run_ids))}"></section>')
+        return (
+            "<h2>Training curves</h2>"
+            f'<form class="toolbar" id="overlay-picker">{boxes or "no training runs"}</form>'
+            f'<section class="curves" data-fragment="/f/curves?runs={escape(ids)}&amp;'
+            f'extra={escape(extra_q)}" '
+            f'data-live="{escape(" ".join(run_ids))}"></section>'
+        )
 
     def results_fragment(self, run_id: str, *, static: bool = False) -> str:
         run = self.run(run_id)
@@ -141,18 +175,25 @@ class Viewer:
         if run.kind == "eval":
             results = read_json(run.path / "results.json")
             if results:
-                return "<h3>Results</h3>" + pages.eval_table(results)
+                return "<h3>Results</h3>" + eval_tables.eval_table(results)
             ov = self.overview(run)
             s = ov.get("success")
-            so_far = f"{ov['episodes']} episodes finished so far" if ov["episodes"] else "no episode has finished yet"
+            so_far = (
+                f"{ov['episodes']} episodes finished so far"
+                if ov["episodes"]
+                else "no episode has finished yet"
+            )
             if s is not None:
                 so_far += f", success {pages.pct(s.rate)} [{pages.pct(s.low)}, {pages.pct(s.high)}]"
-            return f'<h3>Results</h3><p class="muted">Still running: {so_far}. results.json is written at the end.</p>'
+            return (
+                f'<h3>Results</h3><p class="muted">Still running: {so_far}. '
+                "results.json is written at the end.</p>"
+            )
         return ""
 
     def compare_fragment(self, a: str | None, b: str | None) -> str:
         evals = [r for r in self.catalog.runs.values() if r.kind == "eval"]
-        out = ["<h2>Compare two evaluations</h2>", pages.compare_picker(evals, a, b)]
+        out = ["<h2>Compare two evaluations</h2>", eval_tables.compare_picker(evals, a, b)]
         if not a or not b:
             out.append('<p class="muted">Choose two eval runs (A and B).</p>')
             return "".join(out)
@@ -160,13 +201,18 @@ class Viewer:
         for r in (ra, rb):
             if r.kind != "eval":
                 raise ValueError(f"{r.name} is a training run; compare two eval runs")
-        out.append(pages.compare_table(ra, read_json(ra.path / "results.json"), rb, read_json(rb.path / "results.json")))
+        out.append(
+            eval_tables.compare_table(
+                ra, read_json(ra.path / "results.json"), rb, read_json(rb.path / "results.json")
+            )
+        )
         return "".join(out)
 
     def compare_table_static(self, a: Run, b: Run) -> str:
         """B against A for the report (no menus)."""
-        return pages.compare_table(a, read_json(a.path / "results.json"), b, read_json(b.path / "results.json"),
-                                   static=True)
+        return eval_tables.compare_table(
+            a, read_json(a.path / "results.json"), b, read_json(b.path / "results.json"), static=True
+        )
 
     def episodes_fragment(self, run_id: str, query: Mapping[str, str]) -> str:
         run = self.run(run_id)
@@ -185,16 +231,22 @@ class Viewer:
         index, n = episodes.locate(int(file), int(line))
         return index.read([n])[0], episodes.steps[int(file)]
 
-    def episode_fragment(self, run_id: str, where: str | None, *, reveal: bool = False, static: bool = False) -> str:
+    def episode_fragment(
+        self, run_id: str, where: str | None, *, reveal: bool = False, static: bool = False
+    ) -> str:
         run = self.run(run_id)
         raw, step = self._line(run, where)
         try:
             data = parse_full(raw)
         except ValueError:
-            return f'<p class="error">Line {escape(str(where))} is not valid JSON (a torn or damaged line).</p>'
+            return (
+                f'<p class="error">Line {escape(str(where))} is not valid JSON (a torn or damaged line).</p>'
+            )
         if not isinstance(data, dict):
             return f'<p class="error">Line {escape(str(where))} is not a trajectory.</p>'
-        return episode_html.episode_detail(episode_view(data, reveal=reveal), str(where), static=static, step=step)
+        return episode_html.episode_detail(
+            episode_view(data, reveal=reveal), str(where), static=static, step=step
+        )
 
     def tokens_fragment(self, run_id: str, where: str | None) -> str:
         run = self.run(run_id)
@@ -242,4 +294,3 @@ def _int(value: str | None, name: str, default: int) -> int:
     if not str(value).isdigit():
         raise ValueError(f"{name} must be a whole number, not {value!r}")
     return int(value)
-

@@ -26,16 +26,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(os.environ.get("AGENTGYM_TEST_ARTIFACTS") or REPO / "build" / "test-artifacts") / "view"
 TRAIN = "tiny-guided"
 EVAL = "eval-tiny"
 
 
 def agentgym(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agentgym", *args], capture_output=True, text=True,
-                            timeout=timeout, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentgym", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -44,7 +51,9 @@ def agentgym(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 def runs(tmp_path_factory, tiny_folder) -> Path:
     root = tmp_path_factory.mktemp("view-e2e")
     config = {
-        "name": TRAIN, "run_dir": str(root / "runs" / TRAIN), "seed": 3,
+        "name": TRAIN,
+        "run_dir": str(root / "runs" / TRAIN),
+        "seed": 3,
         "model": {"policy": f"hf:{tiny_folder}"},
         "envs": [{"id": "maze-medium/v0"}],
         "rollout": {"group_size": 2, "groups_per_step": 2, "max_tokens": 6, "max_turns": 3},
@@ -57,17 +66,40 @@ def runs(tmp_path_factory, tiny_folder) -> Path:
     }
     (root / "train.yaml").write_text(yaml.safe_dump(config))
     agentgym("train", str(root / "train.yaml"), "--no-progress")
-    agentgym("eval", "--suite", str(REPO / "configs" / "suites" / "maze_easy.yaml"),
-             "--policy", f"hf:{root / 'runs' / TRAIN / 'final'}", "--num-tasks", "2", "-n", "2", "--max-turns", "2",
-             "--max-tokens", "6", "--temperature", "1.0", "--out", str(root / "runs" / EVAL), "--no-progress")
+    agentgym(
+        "eval",
+        "--suite",
+        str(REPO / "configs" / "suites" / "maze_easy.yaml"),
+        "--policy",
+        f"hf:{root / 'runs' / TRAIN / 'final'}",
+        "--num-tasks",
+        "2",
+        "-n",
+        "2",
+        "--max-turns",
+        "2",
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "1.0",
+        "--out",
+        str(root / "runs" / EVAL),
+        "--no-progress",
+    )
     return root / "runs"
 
 
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     env = {**os.environ, "AGENTGYM_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    proc = subprocess.Popen([sys.executable, "-m", "agentgym", "view", str(runs), "--port", "0", "--poll", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentgym", "view", str(runs), "--port", "0", "--poll", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
@@ -85,7 +117,9 @@ def server(runs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (scripts/setup/browser.sh)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (scripts/setup/browser.sh)"
+    )
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/setup/browser.sh)")
     with sync_api.sync_playwright() as p:
@@ -108,7 +142,11 @@ def page(browser, server):
 
 
 def trajectories(run: Path) -> list[list[dict]]:
-    files = sorted((run / "trajectories").glob("*.jsonl")) if (run / "trajectories").is_dir() else [run / "trajectories.jsonl"]
+    files = (
+        sorted((run / "trajectories").glob("*.jsonl"))
+        if (run / "trajectories").is_dir()
+        else [run / "trajectories.jsonl"]
+    )
     return [[json.loads(line) for line in f.read_text().splitlines() if line.strip()] for f in files]
 
 
@@ -151,7 +189,9 @@ def test_browse_a_real_training_run(page, server, runs):
     assert shown.strip() == last.strip()
 
     apply_filters(page, guided="yes")
-    guided = [(f, n, t) for f, rows in enumerate(files) for n, t in enumerate(rows) if t["metadata"].get("guided")]
+    guided = [
+        (f, n, t) for f, rows in enumerate(files) for n, t in enumerate(rows) if t["metadata"].get("guided")
+    ]
     assert page.locator("tr.episode-row").count() == len(guided) > 0
     page.locator("tr.episode-row").first.locator("td a").first.click()
     page.wait_for_selector("article.episode .guidance pre")
@@ -214,8 +254,12 @@ def test_the_page_follows_a_run_as_it_is_written(page, server, runs):
         fh.write("".join(json.dumps(t) + "\n" for t in rows))
     page.wait_for_function(
         """() => document.querySelector('svg.chart[data-metric="reward/mean"] path.series')
-                 .getAttribute('d').split('L').length === 3""", timeout=20_000)
-    page.wait_for_function(f"document.querySelector('#episode-list .list-notes').innerText !== {json.dumps(before)}",
-                           timeout=20_000)
+                 .getAttribute('d').split('L').length === 3""",
+        timeout=20_000,
+    )
+    page.wait_for_function(
+        f"document.querySelector('#episode-list .list-notes').innerText !== {json.dumps(before)}",
+        timeout=20_000,
+    )
     assert f"{sum(map(len, trajectories(run)))}" in page.inner_text("#episode-list .list-notes")
     assert page.evaluate("window.notReloaded") is True

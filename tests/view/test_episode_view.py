@@ -30,7 +30,9 @@ def test_tool_calls_and_one_tool_message_per_call():
     assert [(c.id, c.name) for c in turn.reply.tool_calls] == [("call_2_a", "move"), ("call_2_b", "look")]
     assert turn.reply.tool_calls[0].arguments == '{\n "direction": "up"\n}'
     assert [(o.role, o.tool_call_id, o.content) for o in turn.observations] == [
-        ("tool", "call_2_a", "moved up"), ("tool", "call_2_b", "you see a wall 2")]
+        ("tool", "call_2_a", "moved up"),
+        ("tool", "call_2_b", "you see a wall 2"),
+    ]
 
 
 def test_the_reference_is_hidden_unless_asked_for():
@@ -44,12 +46,22 @@ def test_the_reference_is_hidden_unless_asked_for():
 
 
 def test_missing_and_unknown_keys():
-    view = episode_view({"id": "x", "from_the_future": {"a": 1}, "turns": [{"action": "go", "observation":
-                                                                            {"role": "user", "content": "ok"}}]})
+    view = episode_view(
+        {
+            "id": "x",
+            "from_the_future": {"a": 1},
+            "turns": [{"action": "go", "observation": {"role": "user", "content": "ok"}}],
+        }
+    )
     assert view.env_id == "" and view.reward is None and view.status == "completed" and view.task is None
     assert view.turns[0].reply.content == "go" and view.turns[0].observations[0].content == "ok"
-    content_parts = episode_view({"messages": [{"role": "user", "content": [{"type": "text", "text": "hello"},
-                                                                           {"type": "image_url"}]}]})
+    content_parts = episode_view(
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "image_url"}]}
+            ]
+        }
+    )
     assert content_parts.opening[0].content == "hello\n[image_url]"
     assert episode_view({"turns": "nonsense", "messages": [1, None], "metadata": []}).turns == []
 

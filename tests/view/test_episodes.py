@@ -7,7 +7,12 @@ import json
 import pytest
 
 from agentgym.view.episodes import (
-    SUMMARY_VERSION, EpisodeFilter, EpisodeSet, SearchCache, file_step, summarize_line,
+    SUMMARY_VERSION,
+    EpisodeFilter,
+    EpisodeSet,
+    SearchCache,
+    file_step,
+    summarize_line,
 )
 from agentgym.view.jsonl_index import IndexRegistry
 from tests.view.conftest import SECRET, make_trajectory, write_jsonl
@@ -18,14 +23,27 @@ def line(data) -> bytes:
 
 
 def episode_set(files, cache=None):
-    return EpisodeSet(files, IndexRegistry(summarize_line, version=SUMMARY_VERSION, cache_dir=cache), SearchCache())
+    return EpisodeSet(
+        files, IndexRegistry(summarize_line, version=SUMMARY_VERSION, cache_dir=cache), SearchCache()
+    )
 
 
 def test_summary_of_a_real_trajectory():
     s = summarize_line(line(make_trajectory(3, guided=True, step=4, entry="maze-easy")))
     assert s == {
-        "id": "traj-00003", "env": "maze/v0", "entry": "maze-easy", "task": "task-0", "reward": 1.0, "success": True,
-        "status": "completed", "guided": True, "turns": 2, "tokens": 5, "step": 4, "seconds": 1.03, "error": False,
+        "id": "traj-00003",
+        "env": "maze/v0",
+        "entry": "maze-easy",
+        "task": "task-0",
+        "reward": 1.0,
+        "success": True,
+        "status": "completed",
+        "guided": True,
+        "turns": 2,
+        "tokens": 5,
+        "step": 4,
+        "seconds": 1.03,
+        "error": False,
     }
 
 
@@ -34,8 +52,16 @@ def test_summary_is_tolerant_of_missing_and_unknown_keys():
     assert s["id"] == "x" and s["env"] == "" and s["turns"] == 0 and s["tokens"] == 0
     assert s["status"] == "completed" and s["reward"] is None and s["success"] is False
     # the total of typed reward parts stands in for a missing reward; turns counted from messages
-    s = summarize_line(line({"reward_parts": {"total": 0.75}, "messages": [{"role": "assistant", "content": "a"}],
-                             "turns": "not a list", "metadata": "not a dict"}))
+    s = summarize_line(
+        line(
+            {
+                "reward_parts": {"total": 0.75},
+                "messages": [{"role": "assistant", "content": "a"}],
+                "turns": "not a list",
+                "metadata": "not a dict",
+            }
+        )
+    )
     assert s["reward"] == 0.75 and s["turns"] == 1 and s["guided"] is False
     assert summarize_line(b"[1, 2]") is None
 
@@ -48,13 +74,33 @@ def test_token_arrays_inside_text_do_not_confuse_the_summary():
 
 
 def test_filter_from_query_and_its_mistakes():
-    f = EpisodeFilter.from_query({"success": "no", "guided": "yes", "rmin": "0.5", "status": "failed", "step": "3",
-                                  "q": "  wall ", "env": ""})
-    assert (f.success, f.guided, f.reward_min, f.status, f.step, f.text, f.env) == (False, True, 0.5, "failed", 3,
-                                                                                     "wall", None)
+    f = EpisodeFilter.from_query(
+        {
+            "success": "no",
+            "guided": "yes",
+            "rmin": "0.5",
+            "status": "failed",
+            "step": "3",
+            "q": "  wall ",
+            "env": "",
+        }
+    )
+    assert (f.success, f.guided, f.reward_min, f.status, f.step, f.text, f.env) == (
+        False,
+        True,
+        0.5,
+        "failed",
+        3,
+        "wall",
+        None,
+    )
     assert not EpisodeFilter.from_query({}).active
-    for query, words in (({"success": "maybe"}, "success must be yes or no"), ({"rmax": "lots"}, "rmax must be a number"),
-                         ({"status": "done"}, "status must be one of"), ({"step": "-1"}, "step must be a whole number")):
+    for query, words in (
+        ({"success": "maybe"}, "success must be yes or no"),
+        ({"rmax": "lots"}, "rmax must be a number"),
+        ({"status": "done"}, "status must be one of"),
+        ({"step": "-1"}, "step must be a whole number"),
+    ):
         with pytest.raises(ValueError, match=words):
             EpisodeFilter.from_query(query)
 
@@ -62,8 +108,10 @@ def test_filter_from_query_and_its_mistakes():
 @pytest.fixture
 def two_files(tmp_path):
     a = [make_trajectory(i, step=0, guided=i % 5 == 0) for i in range(30)]
-    b = [make_trajectory(100 + i, step=1, env="sokoban/v0", status="truncated" if i % 2 else "completed")
-         for i in range(25)]
+    b = [
+        make_trajectory(100 + i, step=1, env="sokoban/v0", status="truncated" if i % 2 else "completed")
+        for i in range(25)
+    ]
     write_jsonl(tmp_path / "trajectories" / "step-000001.jsonl", a)
     write_jsonl(tmp_path / "trajectories" / "step-000002.jsonl", b)
     return sorted((tmp_path / "trajectories").glob("*.jsonl")), a + b
@@ -91,7 +139,9 @@ def test_filtered_pages(two_files):
 
     assert ids(success="no") == [r["id"] for r in rows if not r["success"]]
     assert ids(guided="yes") == [r["id"] for r in rows if r["metadata"].get("guided")]
-    assert ids(env="sokoban/v0", status="truncated") == [r["id"] for r in rows[30:] if r["status"] == "truncated"]
+    assert ids(env="sokoban/v0", status="truncated") == [
+        r["id"] for r in rows[30:] if r["status"] == "truncated"
+    ]
     assert ids(rmin="0.5") == [r["id"] for r in rows if r["reward"] >= 0.5]
     assert ids(rmax="0.5") == [r["id"] for r in rows if r["reward"] <= 0.5]
     assert ids(task="TASK-1") == [r["id"] for r in rows if "task-1" in r["task_id"]]
@@ -102,7 +152,9 @@ def test_filtered_pages(two_files):
 
 
 def test_text_search_reads_what_a_person_reads(tmp_path):
-    rows = [make_trajectory(i, tools=i == 2, text='he said "hi"\nthen left' if i == 1 else "") for i in range(6)]
+    rows = [
+        make_trajectory(i, tools=i == 2, text='he said "hi"\nthen left' if i == 1 else "") for i in range(6)
+    ]
     rows[4]["metadata"]["guidance"] = {"text": "Try the Südtor first."}
     path = tmp_path / "t.jsonl"
     write_jsonl(path, rows)

@@ -22,8 +22,11 @@ def hostile_run(tmp_path):
     rows[1]["error"] = EVIL
     rows[1]["metadata"]["guidance"] = {"text": EVIL, "kind": EVIL}
     rows[1]["reward_parts"] = {EVIL: EVIL}
-    rows[1]["messages"][2] = {"role": "assistant", "content": None,
-                              "tool_calls": [{"id": EVIL, "function": {"name": EVIL, "arguments": EVIL}}]}
+    rows[1]["messages"][2] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": EVIL, "function": {"name": EVIL, "arguments": EVIL}}],
+    }
     folder = tmp_path / "evil"
     folder.mkdir()
     write_jsonl(folder / "trajectories.jsonl", rows)
@@ -34,9 +37,13 @@ def hostile_run(tmp_path):
 def test_run_data_is_always_escaped(tmp_path):
     viewer = Viewer([hostile_run(tmp_path)])
     fragments = [
-        viewer.runs_fragment(), viewer.head_fragment("evil"), viewer.results_fragment("evil"),
-        viewer.episodes_fragment("evil", {}), viewer.episodes_fragment("evil", {"q": "alert"}),
-        viewer.episode_fragment("evil", "0:1"), viewer.episode_fragment("evil", "0:1", reveal=True),
+        viewer.runs_fragment(),
+        viewer.head_fragment("evil"),
+        viewer.results_fragment("evil"),
+        viewer.episodes_fragment("evil", {}),
+        viewer.episodes_fragment("evil", {"q": "alert"}),
+        viewer.episode_fragment("evil", "0:1"),
+        viewer.episode_fragment("evil", "0:1", reveal=True),
         viewer.run_fragment("evil"),
     ]
     for html in fragments:
@@ -50,7 +57,9 @@ def test_token_text_is_escaped():
     from agentgym.view.tokens import token_view
     from tests.view.test_episode_view import ByteTokenizer
 
-    html = token_html(token_view({"token_ids": [60, 115, 62, 10], "loss_mask": [0, 1, 1, 0]}, ByteTokenizer(), "n"))
+    html = token_html(
+        token_view({"token_ids": [60, 115, 62, 10], "loss_mask": [0, 1, 1, 0]}, ByteTokenizer(), "n")
+    )
     assert "<s>" not in html and "&lt;" in html and "&gt;" in html and "↵" in html
     assert html.count('class="tok s"') == 3  # two tokens and the legend
 
@@ -78,13 +87,21 @@ def test_detail_shows_guidance_progress_tool_calls_and_reward_parts(tmp_path):
 
 
 def test_chart_svg_is_well_formed_and_draws_the_series():
-    svg = line_chart("reward", [Series("a", "#000", [(1, 0.1), (2, None), (3, 0.3), (4, 0.4)], key="a"),
-                                Series("b <eval>", "#111", [(4, 0.5)], [(4, 0.2, 0.8)], key="b")], metric="reward/mean")
+    svg = line_chart(
+        "reward",
+        [
+            Series("a", "#000", [(1, 0.1), (2, None), (3, 0.3), (4, 0.4)], key="a"),
+            Series("b <eval>", "#111", [(4, 0.5)], [(4, 0.2, 0.8)], key="b"),
+        ],
+        metric="reward/mean",
+    )
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
     paths = root.findall(f".//{ns}path")
     assert len(paths) == 2
-    assert paths[0].get("d").count("M") == 2 and paths[0].get("d").count("L") == 1  # broken at the missing value
+    assert (
+        paths[0].get("d").count("M") == 2 and paths[0].get("d").count("L") == 1
+    )  # broken at the missing value
     assert len(root.findall(f".//{ns}line[@class='ci']")) == 1
     assert root.get("data-metric") == "reward/mean"
     empty = ET.fromstring(line_chart("kl", []))

@@ -28,19 +28,25 @@ def test_catalog_finds_runs_below_a_folder_with_nested_evals(runs_root):
     nested = catalog.runs["maze/eval/end-step-000003"]
     assert nested.parent == "maze" and catalog.runs["maze"].children == [nested.id]
     assert catalog.warnings == []
-    assert [p.name for p in catalog.runs["maze"].trajectory_files()] == [f"step-00000{i}.jsonl" for i in (1, 2, 3)]
+    assert [p.name for p in catalog.runs["maze"].trajectory_files()] == [
+        f"step-00000{i}.jsonl" for i in (1, 2, 3)
+    ]
 
 
 def test_catalog_warns_and_keeps_ids(tmp_path, runs_root):
     (tmp_path / "empty").mkdir()
-    catalog = Catalog([runs_root / "maze", tmp_path / "empty", tmp_path / "missing", runs_root / "eval" / "before"])
+    catalog = Catalog(
+        [runs_root / "maze", tmp_path / "empty", tmp_path / "missing", runs_root / "eval" / "before"]
+    )
     assert set(catalog.runs) == {"maze", "maze/eval/end-step-000003", "before"}
     assert any("empty is not a run folder" in w for w in catalog.warnings)
     assert any("missing does not exist" in w for w in catalog.warnings)
     assert catalog.refresh() is False
     make_eval_run(tmp_path / "empty" / "late")  # a run that appears while the viewer runs
     assert catalog.refresh() is True
-    assert "late" in catalog.runs and "maze" in catalog.runs and not any("empty" in w for w in catalog.warnings)
+    assert (
+        "late" in catalog.runs and "maze" in catalog.runs and not any("empty" in w for w in catalog.warnings)
+    )
 
 
 def test_same_names_get_distinct_ids(tmp_path):

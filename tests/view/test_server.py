@@ -37,6 +37,7 @@ async def test_fragments_and_mistakes(runs_root):
     server = await started(Viewer([runs_root]))
     try:
         async with ClientSession(base_url=str(server.make_url(""))) as s:
+
             async def get(path):
                 async with s.get(path) as r:
                     return r.status, await r.text()
@@ -52,10 +53,13 @@ async def test_fragments_and_mistakes(runs_root):
             assert status == 200 and "episodes match" in html and html.count('class="episode-row"') == 5
             status, html = await get("/f/episode?run=maze&at=1:3")
             assert status == 200 and "turn 2" in html
-            for path, words in (("/f/episodes?run=maze&rmin=abc", "rmin must be a number"),
-                                ("/f/run?run=nope", "no run"), ("/f/episode?run=maze&at=9:0", "no trajectory file"),
-                                ("/f/episode?run=maze&at=x", "FILE:LINE"), ("/f/compare?a=maze&b=eval/after",
-                                                                           "compare two eval runs")):
+            for path, words in (
+                ("/f/episodes?run=maze&rmin=abc", "rmin must be a number"),
+                ("/f/run?run=nope", "no run"),
+                ("/f/episode?run=maze&at=9:0", "no trajectory file"),
+                ("/f/episode?run=maze&at=x", "FILE:LINE"),
+                ("/f/compare?a=maze&b=eval/after", "compare two eval runs"),
+            ):
                 status, html = await get(path)
                 assert status == 400 and words in html and "Traceback" not in html, (path, html)
     finally:
@@ -96,7 +100,9 @@ async def test_live_events_follow_the_files(runs_root):
             with (runs_root / "maze" / "metrics.jsonl").open("a") as fh:
                 fh.write(json.dumps({"step": 4, "kind": "train", "reward/mean": 0.9}) + "\n")
             assert await next_event() == {"type": "run", "run": "maze"}
-            write_jsonl(runs_root / "maze" / "trajectories" / "step-000004.jsonl", [make_trajectory(1, step=3)])
+            write_jsonl(
+                runs_root / "maze" / "trajectories" / "step-000004.jsonl", [make_trajectory(1, step=3)]
+            )
             assert await next_event() == {"type": "run", "run": "maze"}
             write_jsonl(runs_root / "eval" / "new" / "trajectories.jsonl", [make_trajectory(1)])
             assert await next_event() == {"type": "runs"}
