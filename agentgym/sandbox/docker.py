@@ -322,11 +322,12 @@ class DockerSandbox:
                 _feed(raw, stdin)
             raw.settimeout(0.25)
             ended = _demux(raw, out, err, lambda: stop.is_set() or time.monotonic() > end)
-        finally:
-            try:
-                sock.close()
+        finally:  # shut the connection itself (as docker-py's CancellableStream does): closing the
+            try:  # wrapper leaves it open, and a daemon that cannot deliver a flood to us stalls
+                raw.shutdown(socket.SHUT_RDWR)  # every later exec of the container
             except OSError:
                 pass
+            raw.close()
         if not ended:
             return None, out, err
         code = None

@@ -178,12 +178,13 @@ class SweEnv(TextEnv):
 
     async def _guarded(self, work: Callable[[Sandbox], Awaitable[str]], seconds: float) -> str:
         """``work(sandbox)`` with a deadline enforced from outside the sandbox; a sandbox that
-        misses it or breaks is discarded, and the observation says what happened."""
+        misses it or breaks is discarded, and the observation says what happened. The text
+        comes back with control characters escaped, then cut to ``max_output``."""
         used: list[Sandbox] = []
 
         async def run() -> str:
             used.append(await self._box())
-            return printable(await work(used[0]))
+            return truncate(printable(await work(used[0])), self.max_output)
 
         try:
             return await asyncio.wait_for(run(), seconds + GRACE)
@@ -235,7 +236,7 @@ class SweEnv(TextEnv):
                 parts.append(res.stdout.rstrip("\n"))
             if res.stderr:
                 parts.append("stderr:\n" + res.stderr.rstrip("\n"))
-            return truncate("\n".join(parts), self.max_output)
+            return "\n".join(parts)
 
         return await self._guarded(run, self.cmd_timeout)
 
@@ -256,15 +257,14 @@ class SweEnv(TextEnv):
             res = await box.exec(["bash", "-c", 'if [ -d "$1" ]; then ls -la -- "$1"; exit 3; fi', "v", p],
                                  timeout=self.cmd_timeout)
             if res.exit_code == 3:
-                return truncate(res.stdout, self.max_output)
+                return res.stdout
             data = await self._read(box, p, shown)
             if data is None:
                 raise ToolError(f"{shown} does not exist.")
             all_lines = data.decode("utf-8", "replace").splitlines()
             first, last = (lines[0], min(lines[1], len(all_lines))) if lines else (1, len(all_lines))
             body = "\n".join(f"{i:6d}\t{all_lines[i - 1]}" for i in range(first, last + 1))
-            return truncate(body, self.max_output) if body else \
-                f"{shown}: no lines in that range (the file has {len(all_lines)})."
+            return body or f"{shown}: no lines in that range (the file has {len(all_lines)})."
 
         return await self._guarded(show, self.cmd_timeout)
 
@@ -305,7 +305,7 @@ class SweEnv(TextEnv):
             line = updated[:at].count("\n") + 1
             snippet = updated.splitlines()[max(0, line - 3): line + new.count("\n") + 3]
             listing = "\n".join(f"{i:6d}\t{s}" for i, s in enumerate(snippet, start=max(1, line - 2)))
-            return truncate(f"Edited {shown}.\n{listing}", self.max_output)
+            return f"Edited {shown}.\n{listing}"
 
         return await self._guarded(change, self.cmd_timeout)
 
