@@ -107,9 +107,9 @@ def server(runs, tmp_path_factory):
         assert " at http://" in first, first
         yield first.split(" at ")[1].split()[0]
     finally:
-        proc.terminate()
+        proc.terminate()  # it finishes the request in flight (a tokenizer may be loading), then exits
         try:
-            assert proc.wait(timeout=15) == 0
+            assert proc.wait(timeout=120) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -131,6 +131,7 @@ def browser():
 @pytest.fixture
 def page(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(120_000)  # the machine may be shared; the first token view imports transformers
     page.outside = []
     page.on("request", lambda r: None if r.url.startswith((server, "data:")) else page.outside.append(r.url))
     page.errors = []
@@ -227,6 +228,7 @@ def test_eval_tables_and_comparison(page, server, runs):
 def test_exported_report_opens_from_disk(browser, runs, tmp_path):
     agentgym("view", str(runs), "--export", str(tmp_path / "report"), "--episodes", "3")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(120_000)
     outside = []
     page.on("request", lambda r: None if r.url.startswith(("file://", "data:")) else outside.append(r.url))
     page.goto((tmp_path / "report" / "index.html").as_uri())
