@@ -271,7 +271,7 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
         "steps": done,
         "total_steps": total,
         "success": success,
-        "started": _mtime(run.path / "config.yaml") or _mtime(run.path / METRICS),
+        "started": mtime(run.path / "config.yaml") or mtime(run.path / METRICS),
         "live": not summary and _recent(run),
         "finished": bool(summary),
         "wall_s": summary.get("wall_s"),
@@ -302,13 +302,14 @@ def eval_overview(
         "policy": str(results.get("policy") or info.get("policy") or ""),
         "episodes": int(overall["episodes"]) if overall and "episodes" in overall else (counted or (0, 0))[1],
         "success": success,
-        "started": _mtime(run.path / "run.json") or _mtime(run.path / "trajectories.jsonl"),
+        "started": mtime(run.path / "run.json") or mtime(run.path / "trajectories.jsonl"),
         "live": not results and _recent(run),
         "finished": bool(results),
     }
 
 
-def _mtime(path: Path) -> float | None:
+def mtime(path: Path) -> float | None:
+    """When a file was last written (None when it is not there)."""
     try:
         return path.stat().st_mtime
     except OSError:
@@ -316,7 +317,7 @@ def _mtime(path: Path) -> float | None:
 
 
 def _recent(run: Run) -> bool:
-    times = [t for t in (_mtime(p) for p in run.watched_files()) if t is not None]
+    times = [t for t in (mtime(p) for p in run.watched_files()) if t is not None]
     return bool(times) and time.time() - max(times) < LIVE_S
 
 

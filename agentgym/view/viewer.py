@@ -31,6 +31,7 @@ from agentgym.view.runs import (
     Run,
     Success,
     eval_overview,
+    mtime,
     policy_spec,
     read_json,
     train_overview,
@@ -72,11 +73,11 @@ class Viewer:
         wins, n = self._tally(run)
         success = Success(wins / n, *wilson(wins, n), n, "all episodes") if wins is not None and n else None
         return {
-            "envs": [],
+            "envs": self.episodes(run).options()["env"],
             "policy": "",
             "episodes": n,
             "success": success,
-            "started": None,
+            "started": mtime(run.path),
             "live": False,
             "finished": True,
         }

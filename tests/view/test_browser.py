@@ -213,6 +213,17 @@ def test_browse_a_real_training_run(page, server, runs):
     assert page.locator("tr.episode-row").count() > 0
 
 
+def test_overlay_curves_from_the_run_list(page, server):
+    page.goto(server)
+    page.check(f"input[name=pick][value='{TRAIN}']")
+    page.click("button[data-action=overlay]")
+    page.wait_for_function(f"location.hash === '#/curves?runs={TRAIN}'")
+    page.wait_for_selector('svg.chart[data-metric="success/mean"] path.series', state="attached")
+    assert page.is_checked(f"#overlay-picker input[value='{TRAIN}']")
+    page.select_option("select[data-action=add-metric]", "loss")
+    page.wait_for_selector('svg.chart[data-metric="loss"] path.series', state="attached")
+
+
 def test_eval_tables_and_comparison(page, server, runs):
     page.goto(f"{server}#/run/{EVAL}")
     page.wait_for_selector("table.eval-table")

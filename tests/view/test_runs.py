@@ -107,3 +107,16 @@ def test_damaged_files_count_as_absent(tmp_path):
     assert read_json(tmp_path / "missing.json") == {} and read_json(run_dir / "summary.json") == {}
     (run_dir / "list.json").write_text(json.dumps([1]))
     assert read_json(run_dir / "list.json") == {}
+
+
+def test_a_trajectories_file_is_a_run(tmp_path):
+    from agentgym.view.viewer import Viewer
+
+    path = make_eval_run(tmp_path / "e", n=9) / "trajectories.jsonl"
+    viewer = Viewer([path])
+    run = viewer.catalog.runs["trajectories.jsonl"]
+    assert run.kind == "file" and run.trajectory_files() == [path]
+    assert viewer.overview(run)["episodes"] == 9 and viewer.overview(run)["success"] is None  # not counted yet
+    viewer.episodes(run).warm()
+    ov = viewer.overview(run)
+    assert ov["success"].rate == 3 / 9 and ov["envs"] == ["maze-easy"] and ov["started"]
