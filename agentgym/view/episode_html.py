@@ -18,6 +18,7 @@ from agentgym.view.pages import num
 from agentgym.view.tokens import TokenView
 
 MAX_CHARS = 20_000  # longer messages are cut on the page (the file keeps everything)
+CONTEXT_RUN = 2_000  # longer stretches of context tokens show their two ends
 
 
 def filter_form(envs: Sequence[str], *, train: bool) -> str:
@@ -349,6 +350,24 @@ def _scalar(v: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- tokens
+def _shown(view: TokenView) -> list[int]:
+    """Token positions to draw: all sampled ones; stretches of more than ``CONTEXT_RUN`` context
+    tokens keep their ends and give way in the middle to one negative count of what was left out."""
+    out: list[int] = []
+    n, tokens = 0, view.tokens
+    while n < len(tokens):
+        end = n
+        while end < len(tokens) and tokens[end].mask == tokens[n].mask:
+            end += 1
+        if tokens[n].mask or end - n <= CONTEXT_RUN:
+            out += range(n, end)
+        else:
+            keep = CONTEXT_RUN // 2
+            out += [*range(n, n + keep), -(end - n - 2 * keep), *range(end - keep, end)]
+        n = end
+    return out
+
+
 def token_html(view: TokenView) -> str:
     """Every token, sampled ones (mask 1: trained on) marked; hover shows id, log-prob and turn."""
     if not view.tokens:
@@ -362,7 +381,11 @@ def token_html(view: TokenView) -> str:
         f' · {escape(view.note)}</p><div class="tokens">'
     ]
     turn = None
-    for n, t in enumerate(view.tokens):
+    for n in _shown(view):
+        if n < 0:  # a long stretch of context tokens, cut in the middle
+            out.append(f'<span class="turn-mark elided">… {-n} context tokens …</span>')
+            continue
+        t = view.tokens[n]
         if t.turn is not None and t.turn != turn:
             out.append(f'<span class="turn-mark">turn {t.turn}</span>')
         turn = t.turn if t.turn is not None else turn

@@ -148,3 +148,14 @@ def test_training_page_links_its_evaluations(runs_root):
     assert 'href="#/run/maze/eval/end-step-000003"' in html and "50.0%" in html
     head = viewer.head_fragment("maze/eval/end-step-000003")
     assert 'Evaluation of the training run <a href="#/run/maze">' in head
+
+
+def test_long_context_stretches_are_cut_but_sampled_tokens_stay():
+    from agentgym.view.episode_html import CONTEXT_RUN, token_html
+    from agentgym.view.tokens import token_view
+
+    n = 3 * CONTEXT_RUN
+    html = token_html(token_view({"token_ids": list(range(n + 3)), "loss_mask": [0] * n + [1, 1, 1]}))
+    assert html.count('class="tok s"') == 3 + 1  # every sampled token (and the legend)
+    assert html.count('class="tok c"') == CONTEXT_RUN + 1
+    assert f"… {n - CONTEXT_RUN} context tokens …" in html
