@@ -79,11 +79,13 @@ def success_cell(s: Success | None) -> str:
 
 
 def state_badge(overview: dict[str, Any]) -> str:
+    """Live (written to lately), finished, or neither: still running slowly, or stopped."""
     if overview.get("live"):
         return '<span class="badge live">live</span>'
     if overview.get("finished"):
         return '<span class="badge done">finished</span>'
-    return '<span class="badge">stopped</span>'
+    last = overview.get("last_write")
+    return f'<span class="badge" title="last written {when(last)}">not finished</span>'
 
 
 # ----------------------------------------------------------------------------- run list

@@ -27,7 +27,9 @@ from agentgym.eval.metrics import wilson
 
 Kind = Literal["train", "eval", "file"]
 METRICS = "metrics.jsonl"
-LIVE_S = 120.0  # a run written to this recently, and not finished, is shown as live
+# An unfinished run written to within this window is shown as live: at least LIVE_S seconds, or three
+# of its own steps (a step of a 135M model on a shared CPU takes minutes and writes nothing meanwhile).
+LIVE_S = 300.0
 
 
 @dataclass
@@ -272,8 +274,9 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
         "total_steps": total,
         "success": success,
         "started": mtime(run.path / "config.yaml") or mtime(run.path / METRICS),
-        "live": not summary and _recent(run),
+        "live": not summary and _recent(run, _step_s(train)),
         "finished": bool(summary),
+        "last_write": _last_write(run),
         "wall_s": summary.get("wall_s"),
     }
 
@@ -305,6 +308,7 @@ def eval_overview(
         "started": mtime(run.path / "run.json") or mtime(run.path / "trajectories.jsonl"),
         "live": not results and _recent(run),
         "finished": bool(results),
+        "last_write": _last_write(run),
     }
 
 
@@ -316,9 +320,19 @@ def mtime(path: Path) -> float | None:
         return None
 
 
-def _recent(run: Run) -> bool:
+def _last_write(run: Run) -> float | None:
     times = [t for t in (mtime(p) for p in run.watched_files()) if t is not None]
-    return bool(times) and time.time() - max(times) < LIVE_S
+    return max(times) if times else None
+
+
+def _step_s(train: list[dict[str, Any]]) -> float:
+    times = [r["time/step_s"] for r in train[-5:] if isinstance(r.get("time/step_s"), (int, float))]
+    return max(times) if times else 0.0
+
+
+def _recent(run: Run, step_s: float = 0.0) -> bool:
+    last = _last_write(run)
+    return last is not None and time.time() - last < max(LIVE_S, 3 * step_s)
 
 
 def policy_spec(run: Run, catalog: Catalog) -> str | None:
