@@ -51,13 +51,16 @@ def reap_docker(client=None, everything: bool = False, only: Owner | None = None
         client = docker_client()
     removed = []
     filters = {"label": [f"{LABEL}=1"] + ([f"{LABEL}.owner_pid={only.pid}"] if only else [])}
-    for c in client.containers.list(all=True, filters=filters):
-        if _doomed(Owner.from_labels(c.labels), everything, only):
+    # the low-level listing: the high-level one inspects each container again and fails on
+    # one removed in between (by its owner's exit hook, a janitor, another reaper)
+    for c in client.api.containers(all=True, filters=filters):
+        name = (c.get("Names") or ["?"])[0].lstrip("/")
+        if _doomed(Owner.from_labels(c.get("Labels") or {}), everything, only):
             try:
-                c.remove(force=True)
-                removed.append(c.name)
+                client.api.remove_container(c["Id"], force=True)
+                removed.append(name)
             except Exception as exc:  # removed concurrently
-                log.debug("removing %s: %s", c.name, exc)
+                log.debug("removing %s: %s", name, exc)
     return removed
 
 
