@@ -17,8 +17,9 @@ function parseHash() {
 
 const enc = encodeURIComponent;
 
-// Put the fragment at `url` into `el`; a newer request for the same element wins.
-async function load(el, url) {
+// Put the fragment at `url` into `el`, then its nested fragments; a newer request for the same
+// element wins. `insert` returns once `el` itself is in place (with the nested loads under way).
+async function insert(el, url) {
   const seq = (el._seq || 0) + 1;
   el._seq = seq;
   el.setAttribute("aria-busy", "true");
@@ -29,23 +30,28 @@ async function load(el, url) {
   } catch (err) {
     html = `<p class="error">The viewer did not answer (${String(err).replace(/[<&]/g, "")}). Is it still running?</p>`;
   }
-  if (el._seq !== seq) return;
+  if (el._seq !== seq) return [];
   el.innerHTML = html;
   el.dataset.loaded = url;
   el.removeAttribute("aria-busy");
-  await Promise.all([...el.querySelectorAll("[data-fragment]")].map((child) => load(child, child.dataset.fragment)));
+  return [...el.querySelectorAll("[data-fragment]")].map((child) => load(child, child.dataset.fragment));
+}
+
+async function load(el, url) {
+  await Promise.all(await insert(el, url));
 }
 
 async function route() {
   const { path, query } = parseHash();
   if (path.startsWith("/run/")) {
     const run = decodeURIComponent(path.slice(5));
+    let nested = [];
     if (view.name !== "run" || view.run !== run) {
       view = { name: "run", run };
-      await load(app, `/f/run?run=${enc(run)}`);
+      nested = await insert(app, `/f/run?run=${enc(run)}`);  // the list need not wait for the curves
     }
     fillFilters(query);
-    await Promise.all([loadList(run, query), loadDetail(run, query)]);
+    await Promise.all([...nested, loadList(run, query), loadDetail(run, query)]);
   } else if (path.startsWith("/curves")) {
     view = { name: "curves", run: null };
     await load(app, `/f/overlay?runs=${enc(query.get("runs") || "")}&extra=${enc(query.get("extra") || "")}`);
