@@ -125,7 +125,7 @@ class Viewer:
     def run_fragment(self, run_id: str) -> str:
         run = self.run(run_id)
         rid, live = escape(quote(run.id, safe="")), escape(run.id)
-        out = [f'<div data-fragment="/f/head?run={rid}" data-live="{escape(run.id)}"></div>']
+        out = [f'<div data-fragment="/f/head?run={rid}" data-live="{live}"></div>']
         if run.kind == "train":
             out.append(
                 f'<section class="curves" data-fragment="/f/curves?runs={rid}" data-live="{live}"></section>'
