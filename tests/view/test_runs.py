@@ -116,7 +116,8 @@ def test_a_trajectories_file_is_a_run(tmp_path):
     viewer = Viewer([path])
     run = viewer.catalog.runs["trajectories.jsonl"]
     assert run.kind == "file" and run.trajectory_files() == [path]
-    assert viewer.overview(run)["episodes"] == 9 and viewer.overview(run)["success"] is None  # not counted yet
+    ov = viewer.overview(run)
+    assert ov["episodes"] == 9 and ov["success"] is None  # not counted before its summaries are built
     viewer.episodes(run).warm()
     ov = viewer.overview(run)
     assert ov["success"].rate == 3 / 9 and ov["envs"] == ["maze-easy"] and ov["started"]
