@@ -168,6 +168,16 @@ async def test_steps_after_a_fork_bomb_return_in_time(env):
     assert lines[1] == "alive" and int(lines[2]) <= 4, content  # bash, ps, grep (and bwrap's init)
 
 
+async def test_a_sandbox_that_dies_is_replaced_and_the_episode_goes_on(env):
+    await env.areset()
+    await step(env, call("bash", cmd="echo mine > /work/mine.txt"))
+    await env.sandbox.close()  # gone behind the environment's back (a crashed daemon, a reaper)
+    content, _, term, _ = await step(env, call("bash", cmd="cat /work/mine.txt"))
+    assert "discarded" in content and not term, content
+    content, _, term, _ = await step(env, call("bash", cmd="cat /work/mine.txt 2>&1; echo fresh"))
+    assert "fresh" in content and "No such file" in content and not term, content
+
+
 # --- 4. reward faking -------------------------------------------------------------------------
 
 PASS_ALL_CONFTEST = textwrap.dedent("""
