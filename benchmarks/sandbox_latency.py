@@ -34,9 +34,8 @@ import statistics
 import subprocess
 import time
 
-from agentgym.sandbox.base import Limits
+from agentgym.sandbox.base import SNAPSHOT_DIR, Limits
 from agentgym.sandbox.pool import SandboxPool
-from agentgym.sandbox.base import SNAPSHOT_DIR
 from envs.swe.grading import grade, parse_pytest
 from envs.swe.tasks import sandbox_spec, shipped_tasks
 
@@ -191,7 +190,7 @@ def bench_peer(task, n: int) -> dict:
         t = time.perf_counter()
         subprocess.run(["docker", "exec", cid, "true"], check=True)
         ex.append(time.perf_counter() - t)
-    subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
     return {"docker_run_rm": pct(run), "docker_exec_cli": pct(ex)}
 
 

@@ -17,8 +17,9 @@ import random
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from agentgym.core.env import TextEnv
 

@@ -191,7 +191,7 @@ class Owner:
                 f"{LABEL}.boot": self.boot}
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> "Owner":
+    def from_labels(cls, labels: dict[str, str]) -> Owner:
         return cls(pid=int(labels.get(f"{LABEL}.owner_pid", "0") or 0),
                    start=labels.get(f"{LABEL}.owner_start", ""), boot=labels.get(f"{LABEL}.boot", ""))
 
@@ -264,7 +264,7 @@ class OutputBuffer:
         return f"{head}\n[... {cut} bytes truncated ...]\n{tail}"
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]}
 
 
 def printable(text: str) -> str:

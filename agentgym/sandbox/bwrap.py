@@ -186,7 +186,7 @@ class BwrapBackend:
         if self.ids:
             await _sh("chown", "-R", f"{self.ids[0]}:{self.ids[1]}", str(path))
 
-    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> "BwrapSandbox":
+    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> BwrapSandbox:
         snap = await self.prepare(spec)
         rootfs = await asyncio.to_thread(self._rootfs)
         sid = new_id()

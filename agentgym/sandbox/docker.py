@@ -26,8 +26,9 @@ import shlex
 import socket
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agentgym.sandbox import images, lifecycle
 from agentgym.sandbox.base import (
@@ -174,7 +175,7 @@ class DockerBackend:
     async def prepare(self, spec: SandboxSpec) -> None:
         await asyncio.to_thread(self._image_for, spec)
 
-    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> "DockerSandbox":
+    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> DockerSandbox:
         sandbox = DockerSandbox(self, spec, limits or self.limits)
         await sandbox.start()
         return sandbox
@@ -477,7 +478,7 @@ def _demux(raw: socket.socket, out: OutputBuffer, err: OutputBuffer, stop: Calla
             return False
         try:
             chunk = raw.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return True

@@ -20,13 +20,22 @@ import asyncio
 import json
 import logging
 import shlex
-from typing import Any, Awaitable, Callable, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from agentgym.core.env import TextEnv, ToolError, _run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
 from agentgym.errors import UserError
-from agentgym.sandbox.base import FileTooLarge, Limits, NotARegularFile, Sandbox, SandboxError, printable, truncate
+from agentgym.sandbox.base import (
+    FileTooLarge,
+    Limits,
+    NotARegularFile,
+    Sandbox,
+    SandboxError,
+    printable,
+    truncate,
+)
 from agentgym.sandbox.pool import SandboxPool
 from envs.swe.grading import GradeResult, grade
 from envs.swe.tasks import sandbox_spec, shipped_tasks, touched_files

@@ -92,7 +92,7 @@ def _unquote(text: bytes) -> bytes:
 
 
 def _strip_prefix(path: bytes, prefix: bytes) -> bytes:
-    return path[len(prefix):] if path.startswith(prefix) else path
+    return path.removeprefix(prefix)
 
 
 def _header_paths(line: bytes) -> list[bytes]:
@@ -167,7 +167,7 @@ def filter_patch(patch: bytes, max_bytes: int | None = None) -> FilteredPatch:
     kept = FilteredPatch()
     chunks = []
     for sec in sections:
-        shown = sorted(sec.paths)[0]
+        shown = min(sec.paths)
         reason = None
         if SYMLINK in sec.modes:
             reason = "symlinks are not part of a fix"

@@ -150,7 +150,7 @@ class Tail:
 
     def text(self):
         cut = self.total - len(self.head) - len(self.tail)
-        mid = "\n[... %d bytes truncated ...]\n" % cut if cut else ""
+        mid = f"\n[... {cut} bytes truncated ...]\n" if cut else ""
         return self.head.decode("utf-8", "replace") + mid + self.tail.decode("utf-8", "replace")
 
 
@@ -194,18 +194,18 @@ def verdict(records, exit_code, wanted, canary_tag, timed_out):
         reported = "passed" if rep.get("call") == "passed" and all(
             rep.get(p, "passed") == "passed" for p in ("setup", "teardown")) else "not passed"
         if reported == "passed" and out != "PASSED":
-            flags.append("pytest reported %s passed although it raised" % test)
+            flags.append(f"pytest reported {test} passed although it raised")
         if test in outcomes and outcomes[test] != out:
-            flags.append("%s was reported twice with different outcomes" % test)
+            flags.append(f"{test} was reported twice with different outcomes")
         outcomes[test] = out
-        if canary_tag and test.endswith("::test_%s_fails" % canary_tag):
+        if canary_tag and test.endswith(f"::test_{canary_tag}_fails"):
             canary["fails"] = out
-        if canary_tag and test.endswith("::test_%s_passes" % canary_tag):
+        if canary_tag and test.endswith(f"::test_{canary_tag}_passes"):
             canary["passes"] = out
     if canary.get("fails") == "PASSED":
         flags.append("the canary test that must fail passed")
     if finish is not None and exit_code is not None and exit_code >= 0 and finish != exit_code:
-        flags.append("pytest's exit status %d is not the process's %d" % (finish, exit_code))
+        flags.append(f"pytest's exit status {finish} is not the process's {exit_code}")
     if finish is None and exit_code == 0 and not timed_out:
         flags.append("the test process exited with status 0 before pytest finished")
     if finish == 0 and any(v in ("FAILED", "ERROR") for v in outcomes.values()):
@@ -218,7 +218,7 @@ def verdict(records, exit_code, wanted, canary_tag, timed_out):
 def _run_quiet(argv, cwd, env, timeout):
     try:
         proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         return proc.returncode, (proc.stdout + proc.stderr)[-4000:].decode("utf-8", "replace")
     except subprocess.TimeoutExpired:
         return 124, "timed out"
@@ -229,8 +229,8 @@ def _non_dumpable():
         import ctypes
 
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
-    except Exception:
-        pass
+    except (ImportError, OSError, AttributeError):  # no ctypes or no prctl: root (docker) still guards us
+        return
 
 
 def _collect(proc, report_fd, deadline, max_output):
@@ -277,10 +277,10 @@ def main():
     try:
         result = grade(cfg)
     except Exception as exc:  # reported, never raised: the host scores a failed grading as 0
-        result = {"flags": [], "error": "the grading runner failed: %s: %s" % (type(exc).__name__, exc)}
+        result = {"flags": [], "error": f"the grading runner failed: {type(exc).__name__}: {exc}"}
     body = json.dumps(result, sort_keys=True)
     mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    sys.stdout.write("%s %s %s\n" % (MARK, mac, body))
+    sys.stdout.write(f"{MARK} {mac} {body}\n")
     sys.stdout.flush()
 
 
@@ -343,12 +343,12 @@ def take_patch(cfg, root, env):
     try:
         proc = subprocess.run([*drop, "bash", "-c", EXTRACT_SCRIPT, "extract", cfg["workdir"], str(limit),
                                cfg["snapshot"], "raw"], cwd="/", env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=max(cfg["deadline"] - time.monotonic(), 1))
+                              capture_output=True, timeout=max(cfg["deadline"] - time.monotonic(), 1), check=False)
     except subprocess.TimeoutExpired:
         return FilteredPatch(error="Your changes could not be collected (it timed out); nothing was graded.")
     if proc.returncode != 0:
-        why = proc.stderr[-300:].decode("utf-8", "replace").strip() or "exit code %d" % proc.returncode
-        return FilteredPatch(error="Your changes could not be collected (%s); nothing was graded." % why)
+        why = proc.stderr[-300:].decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
+        return FilteredPatch(error=f"Your changes could not be collected ({why}); nothing was graded.")
     return filter_patch(proc.stdout, limit)
 
 
@@ -373,19 +373,19 @@ def grade(cfg):
     for i, (name, data) in enumerate(todo):
         if not data:
             continue
-        path = os.path.join(patch_dir, "%d.patch" % i)
+        path = os.path.join(patch_dir, f"{i}.patch")
         with open(path, "wb") as fh:
             fh.write(data)
         os.chmod(path, 0o644)
         code, text = _run_quiet([*drop, "git", "apply", "--whitespace=nowarn", path], work, {**env, **GIT_ENV}, 120)
         if code != 0:
-            result["apply_error"] = "%s did not apply: %s" % (name, text.strip()[-1500:])
+            result["apply_error"] = f"{name} did not apply: {text.strip()[-1500:]}"
             return result
     canary_tag = ""
     args = list(cfg["pytest_args"])
     if cfg.get("canary", True):
         canary_tag = "agentgym_canary_" + secrets.token_hex(6)
-        canary = os.path.join(work, "test_%s.py" % canary_tag)
+        canary = os.path.join(work, f"test_{canary_tag}.py")
         with open(canary, "w") as fh:
             fh.write(CANARY.format(tag=canary_tag))
         os.chmod(canary, 0o644)
@@ -407,7 +407,7 @@ def grade(cfg):
         _run_quiet([*DROP, "bash", "-c", KILL_AGENT], "/", env, 30)
     if canary_tag:
         try:
-            os.unlink(os.path.join(work, "test_%s.py" % canary_tag))
+            os.unlink(os.path.join(work, f"test_{canary_tag}.py"))
         except OSError:
             pass
     records = []

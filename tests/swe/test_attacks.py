@@ -9,7 +9,6 @@ is watched, and every step must return within its deadline plus 5 s.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import textwrap
 import threading
@@ -85,7 +84,7 @@ async def env(backend_name, task):
 async def step(env: SweEnv, action: str, deadline: float = CMD_TIMEOUT):
     """One step, which must return within ``deadline`` + 5 s, with no raw control characters."""
     t = time.monotonic()
-    obs, reward, term, trunc, info = await env.astep(action)
+    obs, reward, term, _, info = await env.astep(action)
     took = time.monotonic() - t
     assert took < deadline + 5, f"the step took {took:.1f} s: {obs['content'][:300]}"
     assert not any(c in obs["content"] for c in "\x00\x1b\x07\x9b"), repr(obs["content"][:300])
@@ -149,7 +148,7 @@ async def test_grading_and_progress_output_is_bounded(env, task):
     t = time.monotonic()
     assert await env.aprogress() == 0.0
     assert time.monotonic() - t < TEST_TIMEOUT + 5
-    content, reward, term, info = await step(env, call("submit"), TEST_TIMEOUT)
+    _, reward, term, _ = await step(env, call("submit"), TEST_TIMEOUT)
     assert term and reward == 0.0
     watch.check()
 
@@ -240,7 +239,7 @@ def attacks(task) -> dict[str, str]:
     """Shell scripts (run in /work) that try to win without fixing the bug."""
     lib, tdir = task.metadata["file"], tests_dir(task)
     tests = task.reference["FAIL_TO_PASS"] + task.reference["PASS_TO_PASS"]
-    append = lambda code: f"cat >> {lib} <<'EOF'\n{code}\nEOF"  # noqa: E731
+    append = lambda code: f"cat >> {lib} <<'EOF'\n{code}\nEOF"
     return {
         "tests symlinked to a copy with a pass-all conftest": (
             f"cp -r {tdir} .t && cat > .t/conftest.py <<'EOF'\n{PASS_ALL_CONFTEST}\nEOF\n"
@@ -285,12 +284,12 @@ async def test_reward_faking_scores_zero(env, task, attack):
 async def test_the_honest_fix_still_scores_one_after_an_attack(env, task):
     await env.areset()
     await step(env, call("bash", cmd=attacks(task)["library patches TestReport when the tests import it"]))
-    content, reward, term, info = await step(env, call("submit"), TEST_TIMEOUT)
+    content, reward, _, info = await step(env, call("submit"), TEST_TIMEOUT)
     assert reward == 0.0 and info["tampering"], info  # the mismatch is reported as tampering
     await env.areset()
     await step(env, call("bash", cmd=f"git apply <<'EOF'\n{task.reference['gold_patch']}EOF\n"
                          f"rm -rf {tests_dir(task)}/__init__.py; echo 'x = 1' > conftest.py"))
-    content, reward, term, info = await step(env, call("submit"), TEST_TIMEOUT)
+    content, reward, _, info = await step(env, call("submit"), TEST_TIMEOUT)
     assert reward == 1.0 and info["success"], content
     assert "conftest.py" in info["not_graded"] and "Not graded" in content
 

@@ -68,7 +68,7 @@ class Leftovers:
         return {name for name in cgroups.leftover_groups() if name in self.seen}
 
     def processes(self, tag: str, pid: int) -> list[str]:
-        out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines()
+        out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout.splitlines()
         return [line for line in out if int(line.split()[0]) != os.getpid() and (
             tag in line or any(sid in line for sid in self.seen) or f"--owner {pid}:" in line)]
 
@@ -126,7 +126,7 @@ def test_a_clean_exit_closes_every_sandbox(name):
                        ">/dev/null 2>&1 &); echo started")
     proc = subprocess.run([sys.executable, "-c", CLEAN_EXIT.format(name=name, action=action)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "AGENTGYM_NO_JANITOR": "1"},  # the hook alone
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert "READY" in proc.stdout and proc.returncode == 0, proc.stdout + proc.stderr
     assert "cannot schedule new futures" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     pid = int(proc.stdout.split("READY", 1)[1].split()[0])
