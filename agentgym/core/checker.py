@@ -17,9 +17,8 @@ import random
 import time
 import traceback
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from agentgym.core.env import TextEnv
 
