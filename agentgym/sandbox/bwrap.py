@@ -307,6 +307,8 @@ class BwrapSandbox:
                 *self.argv(inner, workdir, fd), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV,
                 pass_fds=(fd,) if fd is not None else ())
+        except OSError as exc:  # the host could not fork (EAGAIN under load, no memory)
+            raise SandboxError(f"could not start a command in sandbox {self.id}: {exc}") from exc
         finally:
             if fd is not None:
                 os.close(fd)

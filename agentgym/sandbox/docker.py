@@ -147,7 +147,10 @@ async def blocking(fn: Callable[..., Any], *args: Any, timeout: float,
             if on_late is not None and exc is None:
                 on_late(value)
 
-    threading.Thread(target=run, name="agentgym-docker", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="agentgym-docker", daemon=True).start()
+    except RuntimeError as exc:  # no thread could be started (the host is out of them)
+        raise SandboxError(f"could not reach the docker daemon: {exc}") from exc
     try:
         return await asyncio.wait_for(fut, timeout)
     except (asyncio.TimeoutError, asyncio.CancelledError):
