@@ -112,7 +112,9 @@ def _fragment(handler: Callable[[Viewer, Any], str]):
         viewer = request.app[VIEWER]
         query = dict(request.query)
         html = await asyncio.to_thread(handler, viewer, query)
-        if handler is _run and query.get("run") in viewer.catalog.runs:
+        if handler is _episodes and query.get("run") in viewer.catalog.runs:
+            # After the first page of a run's list is on its way: the summaries that filters need
+            # are built next, so they never compete with the fragments of the page being opened.
             _warm(request.app, query["run"])
         return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
@@ -157,6 +159,10 @@ def _run(v: Viewer, q: dict) -> str:
     return v.run_fragment(q.get("run", ""))
 
 
+def _episodes(v: Viewer, q: dict) -> str:
+    return v.episodes_fragment(q.get("run", ""), q)
+
+
 def _overlay(v: Viewer, q: dict) -> str:
     return v.curves_page(_ids(q.get("runs")), _ids(q.get("extra")))
 
@@ -169,7 +175,7 @@ _FRAGMENTS: dict[str, Callable[[Viewer, Any], str]] = {
     "curves": lambda v, q: v.curves_fragment(_ids(q.get("runs")), _ids(q.get("extra"))),
     "results": lambda v, q: v.results_fragment(q.get("run", "")),
     "compare": lambda v, q: v.compare_fragment(q.get("a"), q.get("b")),
-    "episodes": lambda v, q: v.episodes_fragment(q.get("run", ""), q),
+    "episodes": _episodes,
     "episode": lambda v, q: v.episode_fragment(q.get("run", ""), q.get("at"), reveal=q.get("reveal") == "1"),
     "tokens": lambda v, q: v.tokens_fragment(q.get("run", ""), q.get("at")),
     "warnings": lambda v, q: "".join(f"<li>{escape(w)}</li>" for w in v.catalog.warnings),

@@ -122,7 +122,7 @@ async def test_opening_a_run_builds_its_summaries_in_the_background(tmp_path):
         async with ClientSession() as s, s.get(server.make_url("/events")) as events:
             async with s.get(server.make_url("/f/head?run=e")) as r:
                 assert "success" not in await r.text()  # not counted yet: the list never waits for it
-            async with s.get(server.make_url("/f/run?run=e")) as r:
+            async with s.get(server.make_url("/f/episodes?run=e")) as r:
                 assert r.status == 200
             while True:
                 line = (await asyncio.wait_for(events.content.readline(), 10)).decode()
