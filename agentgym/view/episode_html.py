@@ -40,10 +40,20 @@ def filter_form(envs: Sequence[str], *, train: bool) -> str:
         + choice("guided", "guided", [("yes", "guided"), ("no", "not guided")])
         + choice("status", "status", [(s, s) for s in STATUSES])
         + step
+        + _order(train)
         + '<label>text <input name="q" type="search" size="16" placeholder="search the text"></label>'
         '<button type="submit">apply</button> '
         '<button type="button" data-action="clear-filters">clear</button>'
         "</form>"
+    )
+
+
+def _order(train: bool) -> str:
+    """Newest first is a training run's default (the latest policy's episodes), oldest an eval's."""
+    first, other = ("newest", "oldest") if train else ("oldest", "newest")
+    return (
+        f'<label>order <select name="order"><option value="">{first} first</option>'
+        f'<option value="{other}">{other} first</option></select></label>'
     )
 
 

@@ -284,29 +284,36 @@ class EpisodeSet:
         self.searches = searches
         self.steps = [file_step(f) for f in self.files]
 
-    def page(self, flt: EpisodeFilter, offset: int = 0, limit: int = 50) -> Page:
-        """Rows ``offset .. offset + limit`` of the trajectories that pass ``flt``."""
+    def page(self, flt: EpisodeFilter, offset: int = 0, limit: int = 50, *, newest: bool = False) -> Page:
+        """Rows ``offset .. offset + limit`` of the trajectories that pass ``flt``, in the order they
+        were written (``newest``: the other way round, as a training run's page shows them)."""
         for index in self.indexes:
             index.refresh()
         pending = any(index.pending for index in self.indexes)
         files = [i for i, step in enumerate(self.steps) if flt.step is None or step == flt.step]
         if not flt.active or (flt.step is not None and not _others_active(flt)):
-            return self._plain_page(files, offset, limit, pending)
+            return self._plain_page(files[::-1] if newest else files, offset, limit, pending, newest)
         hits = list(self._matching(files, flt))
+        if newest:
+            hits.reverse()
         chosen = hits[offset : offset + limit]
         unreadable = sum(s is None for i in files for s in self.indexes[i].summaries)
         return Page(len(hits), offset, limit, chosen, unreadable, pending)
 
-    def _plain_page(self, files: list[int], offset: int, limit: int, pending: bool) -> Page:
+    def _plain_page(self, files: list[int], offset: int, limit: int, pending: bool, newest: bool) -> Page:
         total = sum(len(self.indexes[i]) for i in files)
         items: list[Item] = []
         skip = offset
         for i in files:
             index = self.indexes[i]
-            if skip >= len(index):
-                skip -= len(index)
+            count = len(index)
+            if skip >= count:
+                skip -= count
                 continue
-            numbers = list(range(skip, min(len(index), skip + limit - len(items))))
+            take = min(count - skip, limit - len(items))
+            numbers = list(
+                range(count - 1 - skip, count - 1 - skip - take, -1) if newest else range(skip, skip + take)
+            )
             skip = 0
             for n, s in zip(numbers, index.summaries_for(numbers)):
                 items.append(Item(i, n, s, self.steps[i]))

@@ -71,11 +71,12 @@ def _run_section(viewer: Viewer, run: Run, episodes: int) -> str:
         out.append("<h3>Training curves</h3>" + viewer.curves_fragment([run.id], static=True))
     out.append(viewer.results_fragment(run.id, static=True))
     if episodes > 0:
-        page = viewer.episodes(run).page(EpisodeFilter(), 0, episodes)
+        newest = run.kind == "train"  # a training run's latest episodes say most about where it got
+        page = viewer.episodes(run).page(EpisodeFilter(), 0, episodes, newest=newest)
         if page.total:
+            which = "newest first" if newest else "in the order they were written"
             out.append(
-                f'<h3>Episodes</h3><p class="muted small">The first {len(page.items)} of {page.total}, '
-                "in the order they were written.</p>"
+                f'<h3>Episodes</h3><p class="muted small">{len(page.items)} of {page.total}, {which}.</p>'
             )
         for item in page.items:
             s = item.summary

@@ -220,7 +220,10 @@ class Viewer:
         flt = EpisodeFilter.from_query(query)
         offset = _int(query.get("offset"), "offset", 0)
         limit = min(MAX_PAGE_SIZE, _int(query.get("limit"), "limit", self.page_size) or self.page_size)
-        page = self.episodes(run).page(flt, offset, limit)
+        order = query.get("order") or ("newest" if run.kind == "train" else "oldest")
+        if order not in ("newest", "oldest"):
+            raise ValueError(f"order must be newest or oldest, not {order!r}")
+        page = self.episodes(run).page(flt, offset, limit, newest=order == "newest")
         keep = {k: str(v) for k, v in query.items() if k not in ("run", "open") and v}
         return episode_html.episode_list(page, run.id, keep, train=run.kind == "train")
 

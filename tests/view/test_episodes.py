@@ -129,6 +129,20 @@ def test_plain_pages_run_across_files(two_files):
     assert episodes.page(EpisodeFilter(), offset=500).items == []
 
 
+def test_newest_first(two_files):
+    files, rows = two_files
+    episodes = episode_set(files)
+    newest = [r["id"] for r in reversed(rows)]
+    assert [it.summary["id"] for it in episodes.page(EpisodeFilter(), 20, 20, newest=True).items] == newest[
+        20:40
+    ]
+    failed = [r["id"] for r in reversed(rows) if not r["success"]]
+    page = episodes.page(EpisodeFilter(success=False), 3, 5, newest=True)
+    assert [it.summary["id"] for it in page.items] == failed[3:8]
+    page = episodes.page(EpisodeFilter(step=1), 0, 3, newest=True)
+    assert [it.summary["id"] for it in page.items] == [r["id"] for r in rows[29:26:-1]]
+
+
 def test_filtered_pages(two_files):
     files, rows = two_files
     episodes = episode_set(files)
