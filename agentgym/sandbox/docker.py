@@ -7,8 +7,8 @@ full disk is ``ENOSPC``, not an out-of-memory kill), and ``init`` (else stopping
 seconds). The agent's commands run as the unprivileged ``agent`` user.
 
 Every call to the daemon has a deadline enforced from outside the sandbox: it runs in a
-daemon thread (:func:`blocking`) that the caller stops waiting for, so a hung stream or an
-overloaded daemon can never hold a step (or the interpreter's exit). Commands stream over
+daemon thread that the caller stops waiting for (:mod:`agentgym.sandbox.dockerio`), so a
+hung stream or an overloaded daemon can never hold a step (or the interpreter's exit). Commands stream over
 the exec's raw socket, read in bounded chunks (output beyond the cap is dropped as it
 arrives) with stdin written to the same socket. At a command's deadline a watchdog kills
 every process of the ``agent`` user (``setsid`` children included) through a root exec
@@ -26,9 +26,7 @@ import shlex
 import socket
 import tarfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from agentgym.sandbox import images, lifecycle
 from agentgym.sandbox.base import (
@@ -46,6 +44,7 @@ from agentgym.sandbox.base import (
     new_id,
     read_error,
 )
+from agentgym.sandbox.dockerio import blocking, demux, feed
 
 log = logging.getLogger(__name__)
 
@@ -107,55 +106,6 @@ def docker_client():
             "no Docker daemon answers; start one (`scripts/setup/swe.sh` does) or use the bwrap backend."
         ) from exc
     return client
-
-
-async def blocking(fn: Callable[..., Any], *args: Any, timeout: float,
-                   on_late: Callable[[Any], None] | None = None) -> Any:
-    """``fn(*args)`` in a daemon thread, awaited for at most ``timeout`` seconds.
-
-    On timeout :class:`asyncio.TimeoutError` is raised and the thread is left to finish
-    on its own (a daemon thread never holds up the interpreter's exit); ``on_late`` then
-    receives its result, to undo what it made (e.g. remove a container created too late).
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future = loop.create_future()
-    abandoned = threading.Event()
-
-    def settle(value: Any, exc: BaseException | None) -> None:
-        if fut.done():
-            return
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-
-    def run() -> None:
-        try:
-            value, exc = fn(*args), None
-        except BaseException as error:  # handed to the awaiting side
-            value, exc = None, error
-        if abandoned.is_set():
-            if on_late is not None and exc is None:
-                try:
-                    on_late(value)
-                except Exception as error:
-                    log.debug("cleaning up after a late docker call: %s", error)
-            return
-        try:
-            loop.call_soon_threadsafe(settle, value, exc)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            if on_late is not None and exc is None:
-                on_late(value)
-
-    try:
-        threading.Thread(target=run, name="agentgym-docker", daemon=True).start()
-    except RuntimeError as exc:  # no thread could be started (the host is out of them)
-        raise SandboxError(f"could not reach the docker daemon: {exc}") from exc
-    try:
-        return await asyncio.wait_for(fut, timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
-        abandoned.set()
-        raise
 
 
 class DockerBackend:
@@ -323,9 +273,9 @@ class DockerSandbox:
         end = time.monotonic() + seconds
         try:
             if stdin is not None:
-                _feed(raw, stdin)
+                feed(raw, stdin)
             raw.settimeout(0.25)
-            ended = _demux(raw, out, err, lambda: stop.is_set() or time.monotonic() > end)
+            ended = demux(raw, out, err, lambda: stop.is_set() or time.monotonic() > end)
         finally:  # shut the connection itself (as docker-py's CancellableStream does): closing the
             try:  # wrapper leaves it open, and a daemon that cannot deliver a flood to us stalls
                 raw.shutdown(socket.SHUT_RDWR)  # every later exec of the container
@@ -452,57 +402,6 @@ class DockerSandbox:
         if out.total > cap:
             raise FileTooLarge(f"{path} is larger than {cap} bytes as an archive")
         await asyncio.to_thread(unpack_tar, out.data(), p.name, Path(host_path))
-
-
-def _feed(raw: socket.socket, data: bytes) -> None:
-    """Write stdin from a thread of its own (the command may not read it all), then half-close."""
-
-    def write() -> None:
-        try:
-            raw.settimeout(30)
-            raw.sendall(data)
-            raw.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    if len(data) <= 16_384:  # fits the socket buffer: no thread needed
-        write()
-    else:
-        threading.Thread(target=write, name="agentgym-docker-stdin", daemon=True).start()
-
-
-def _demux(raw: socket.socket, out: OutputBuffer, err: OutputBuffer, stop: Callable[[], bool]) -> bool:
-    """Read docker's multiplexed stream (8-byte frame headers: stream id, 3 zero bytes, a
-    big-endian length) into the two buffers; True at end of stream, False when ``stop()``."""
-    header = bytearray()
-    remaining, target = 0, out
-    while True:
-        if stop():
-            return False
-        try:
-            chunk = raw.recv(65536)
-        except TimeoutError:
-            continue
-        except OSError:
-            return True
-        if not chunk:
-            return True
-        view = memoryview(chunk)
-        while view:
-            if remaining == 0:
-                need = 8 - len(header)
-                header += view[:need]
-                view = view[need:]
-                if len(header) < 8:
-                    break
-                target = err if header[0] == 2 else out
-                remaining = int.from_bytes(header[4:8], "big")
-                header.clear()
-                continue
-            piece = view[:remaining]
-            target.feed(bytes(piece))
-            remaining -= len(piece)
-            view = view[len(piece):]
 
 
 def unpack_tar(data: bytes, name: str, host_path: Path) -> None:
