@@ -85,12 +85,15 @@ class FileIndex:
             self._load_cache()
         try:
             st = self.path.stat()
+            fh = self.path.open("rb")
         except FileNotFoundError:
             changed = bool(self.offsets)
             self._reset()
             return changed
+        except OSError as exc:  # e.g. no permission: a sentence for the page, not a traceback
+            raise ValueError(f"cannot read {self.path} ({exc.strerror or exc})") from exc
         rebuilt = False
-        with self.path.open("rb") as fh:
+        with fh:
             if self._rewritten(fh, st):
                 self._reset()
                 self._dirty = rebuilt = True

@@ -135,3 +135,12 @@ def test_missing_file_and_unwritable_cache(tmp_path):
     assert index.ensure_summaries() == []
     path.write_text(lines(1))
     assert index.ensure_summaries() == [1]  # saving failed quietly; the index still works
+
+
+def test_unreadable_file_is_a_sentence(tmp_path):
+    import pytest
+
+    path = tmp_path / "t.jsonl"
+    path.mkdir()  # something that is there but cannot be read as a file (as root, chmod would not do)
+    with pytest.raises(ValueError, match="cannot read .*t.jsonl"):
+        FileIndex(path, Counting()).refresh()
