@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from agentgym.view.jsonl_index import FileIndex
 
 
@@ -138,8 +140,6 @@ def test_missing_file_and_unwritable_cache(tmp_path):
 
 
 def test_unreadable_file_is_a_sentence(tmp_path):
-    import pytest
-
     path = tmp_path / "t.jsonl"
     path.mkdir()  # something that is there but cannot be read as a file (as root, chmod would not do)
     with pytest.raises(ValueError, match="cannot read .*t.jsonl"):
