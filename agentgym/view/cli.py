@@ -97,6 +97,14 @@ def run(args: argparse.Namespace) -> int:
         path = export_report(viewer, args.export, episodes=args.episodes)
         print(f"Wrote {path} ({len(viewer.catalog.runs)} runs); open it in a browser, no server needed.")
         return 0
+    from agentgym.view.server import ASSETS
+
+    missing = [n for n in ("index.html", "app.js", "app.css") if not (ASSETS / n).is_file()]
+    if missing:
+        raise UserError(
+            f"this installation lacks the page's files ({', '.join(missing)} in {ASSETS}); "
+            "reinstall agentgym."
+        )
     return asyncio.run(_serve(viewer, args))
 
 
