@@ -114,8 +114,12 @@ def _row(item: Item, run_id: str, query: dict[str, str], train: bool) -> str:
         f'<a href="{href}">{escape(s["task"])}</a></td>'
         f'<td>{num(s["reward"])}</td><td>{ok}</td><td class="status-{s["status"]}">{s["status"]}'
         f"{' (error)' if s['error'] else ''}</td><td>{guided}</td><td>{s['turns']}</td><td>{s['tokens']}</td>"
-        f"<td>{num(s['seconds'], 2)}</td></tr>"
+        f"<td>{_seconds(s['seconds'])}</td></tr>"
     )
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
 def _href(run_id: str, query: dict[str, str]) -> str:
