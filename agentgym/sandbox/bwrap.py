@@ -191,6 +191,7 @@ class BwrapBackend:
         rootfs = await asyncio.to_thread(self._rootfs)
         sid = new_id()
         limits = limits or self.limits
+        lifecycle.watch()  # before the run dir exists: a kill during creation is covered too
         run = bwrap_home() / "run" / sid
         run.mkdir(parents=True)
         (run / "owner.json").write_text(json.dumps(self.owner.labels()))  # before the mount: the reaper reads it
@@ -223,6 +224,7 @@ class BwrapSandbox:
         if tmp is not None:
             self.args += ["--bind", str(tmp), "/tmp"]
         self.closed = False
+        self._removed = False
 
     # --- life cycle -------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -248,31 +250,33 @@ class BwrapSandbox:
         return not self.closed and self.work.is_dir()
 
     async def close(self) -> None:
-        if self.closed:
+        """Kill everything and remove the run dir and cgroups (also what :meth:`abandon` started)."""
+        if self._removed:
             return
         self.closed = True
         try:
-            await asyncio.to_thread(self.cgroup.remove)
-            if self.run is not None:
-                from agentgym.sandbox.reaper import remove_run_dir
-
-                await asyncio.to_thread(remove_run_dir, self.run)
+            await asyncio.to_thread(self._remove)
         finally:
             lifecycle.unregister(self)
 
+    def _remove(self) -> None:
+        self.cgroup.remove()
+        if self.run is not None:
+            from agentgym.sandbox.reaper import remove_run_dir
+
+            remove_run_dir(self.run)
+        self._removed = True
+
     def abandon(self) -> None:
-        """Close in the background, without waiting (a sandbox that stopped answering)."""
+        """Close in the background, without waiting (a sandbox that stopped answering); a later
+        :meth:`close` (the exit hook's) still finishes the job."""
         if self.closed:
             return
         self.closed = True
 
         def remove() -> None:
             try:
-                self.cgroup.remove()
-                if self.run is not None:
-                    from agentgym.sandbox.reaper import remove_run_dir
-
-                    remove_run_dir(self.run)
+                self._remove()
             finally:
                 lifecycle.unregister(self)
 

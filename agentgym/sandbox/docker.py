@@ -149,6 +149,7 @@ class DockerSandbox:
         self.limits = limits
         self.id = new_id()
         self.container = None
+        self._abandoned = None  # a container being removed in the background
         self.restarts = 0
 
     # --- life cycle -------------------------------------------------------------------------
@@ -173,6 +174,7 @@ class DockerSandbox:
         def late(container) -> None:  # created after we stopped waiting: nobody will use it
             container.remove(force=True)
 
+        lifecycle.watch()  # before the container exists: a kill during creation is covered too
         try:
             self.container = await blocking(self._create_blocking, timeout=max(self.limits.timeout, 120), on_late=late)
         except SandboxError:
@@ -229,9 +231,11 @@ class DockerSandbox:
         return self.container.status == "running"
 
     async def close(self) -> None:
-        if self.container is None:
+        """Remove the container (also one that :meth:`abandon` is still removing)."""
+        container = self.container or self._abandoned
+        if container is None:
             return
-        container, self.container = self.container, None
+        self.container = self._abandoned = None
         try:
             await blocking(lambda: container.remove(force=True), timeout=CONTROL_DEADLINE)
         except asyncio.TimeoutError:  # still being removed in its thread; the janitor backs it up
@@ -242,17 +246,21 @@ class DockerSandbox:
             lifecycle.unregister(self)
 
     def abandon(self) -> None:
-        """Remove the container in the background, without waiting (a sandbox that stopped answering)."""
+        """Remove the container in the background, without waiting (a sandbox that stopped
+        answering); a later :meth:`close` (the exit hook's) still finishes the job."""
         container, self.container = self.container, None
         if container is None:
             return
+        self._abandoned = container
 
         def remove() -> None:
             try:
                 container.remove(force=True)
+                self._abandoned = None
             except Exception as exc:
                 log.debug("removing abandoned %s: %s", self.id, exc)
-            lifecycle.unregister(self)
+            else:
+                lifecycle.unregister(self)
 
         threading.Thread(target=remove, name="agentgym-docker-abandon", daemon=True).start()
 

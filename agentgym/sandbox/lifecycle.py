@@ -43,8 +43,14 @@ EXIT_DEADLINE = 60.0
 _WATCH = 'read -r word; [ "$word" = clean ] && exit 0; exec "$@"'
 
 
+def watch() -> None:
+    """Install the exit hook and start the janitor, once per process: call it before the
+    first sandbox is requested (a process killed mid-creation leaves one behind too)."""
+    _install()
+
+
 def register(sandbox: Any) -> None:
-    """Track a started sandbox (call once it exists); installs the exit hook and janitor once."""
+    """Track a started sandbox (call once it exists)."""
     _install()
     _LIVE.add(sandbox)
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from agentgym.sandbox.base import LABEL, Owner
 
 log = logging.getLogger(__name__)
+#: Seconds between the janitor's two passes.
+SECOND_PASS_DELAY = 3.0
 
 
 @dataclass
@@ -125,19 +127,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     only = None
+    passes = 1
     if args.owner:
         pid, _, start = args.owner.partition(":")
         only = Owner(pid=int(pid), start=start)
         _wait_until_dead(only, 600)
+        passes = 2  # the second one catches containers the daemon was still creating for the dead owner
     report = ReapReport()
-    try:
-        report.containers = _docker_part(args.all, only)
-    except Exception as exc:  # no daemon, no SDK: nothing of docker to reap
-        log.debug("docker: %s", exc)
-    try:
-        report.bwrap, report.cgroups = reap_bwrap(args.all, only)
-    except Exception as exc:
-        log.debug("bwrap: %s", exc)
+    for n in range(passes):
+        if n:
+            time.sleep(SECOND_PASS_DELAY)
+        try:
+            report.containers += _docker_part(args.all, only)
+        except Exception as exc:  # no daemon, no SDK: nothing of docker to reap
+            log.debug("docker: %s", exc)
+        try:
+            bwrap, groups = reap_bwrap(args.all, only)
+            report.bwrap += bwrap
+            report.cgroups += groups
+        except Exception as exc:
+            log.debug("bwrap: %s", exc)
     if not args.quiet:
         print(f"removed {len(report.containers)} containers, {len(report.bwrap)} bwrap sandboxes, "
               f"{len(report.cgroups)} cgroups")
