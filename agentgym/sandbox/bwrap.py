@@ -400,10 +400,9 @@ class BwrapSandbox:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
             tf.add(str(host_path), arcname=Path(path).name)
-        parent = str(Path(path).parent)
-        code, _, err = await self._transfer(["bash", "-c", f"mkdir -p {shlex.quote(parent)} && tar -xf - -C "
-                                             f"{shlex.quote(parent)} --no-same-owner"], buf.getvalue(), 4096,
-                                            f"copying into {path}")
+        parent = shlex.quote(str(Path(path).parent))
+        script = f"mkdir -p {parent} && tar -xf - -C {parent} --no-same-owner"
+        code, _, err = await self._transfer(["bash", "-c", script], buf.getvalue(), 4096, f"copying into {path}")
         if code != 0:
             raise OSError(f"cannot copy into {path}: {err.strip()[-300:]}")
 
