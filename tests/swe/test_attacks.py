@@ -231,13 +231,13 @@ FORGE_RECORDS = textwrap.dedent("""
 """)
 
 
-def tests_dir(task) -> str:
+def f2p_dir(task) -> str:
     return task.reference["FAIL_TO_PASS"][0].split("::")[0].rsplit("/", 1)[0]
 
 
 def attacks(task) -> dict[str, str]:
     """Shell scripts (run in /work) that try to win without fixing the bug."""
-    lib, tdir = task.metadata["file"], tests_dir(task)
+    lib, tdir = task.metadata["file"], f2p_dir(task)
     tests = task.reference["FAIL_TO_PASS"] + task.reference["PASS_TO_PASS"]
     append = lambda code: f"cat >> {lib} <<'EOF'\n{code}\nEOF"
     return {
@@ -288,7 +288,7 @@ async def test_the_honest_fix_still_scores_one_after_an_attack(env, task):
     assert reward == 0.0 and info["tampering"], info  # the mismatch is reported as tampering
     await env.areset()
     await step(env, call("bash", cmd=f"git apply <<'EOF'\n{task.reference['gold_patch']}EOF\n"
-                         f"rm -rf {tests_dir(task)}/__init__.py; echo 'x = 1' > conftest.py"))
+                         f"rm -rf {f2p_dir(task)}/__init__.py; echo 'x = 1' > conftest.py"))
     content, reward, _, info = await step(env, call("submit"), TEST_TIMEOUT)
     assert reward == 1.0 and info["success"], content
     assert "conftest.py" in info["not_graded"] and "Not graded" in content
