@@ -120,6 +120,15 @@ def test_verdict_outcomes_and_clean_runs():
     assert v["flags"] == [] and v["finished"] and v["canary"] == {"passes": "PASSED", "fails": "FAILED"}
 
 
+def test_xfail_and_skips_are_not_tampering():
+    xfailed = {"setup": "passed", "call": "skipped", "teardown": "passed"}  # raised, reported as xfailed
+    records = [rec("a::x", OK, PASSED), rec("a::xf", FAIL, xfailed), rec("a::s", {"setup": "skip"}, {"setup": "skipped"}),
+               rec("c::test_T_fails", FAIL, FAILED), {"finish": 1}]
+    assert verdict(records, 1, ["a::x"], "T", False)["flags"] == []
+    v = verdict([rec("a::x", OK, PASSED), rec("a::xf", FAIL, xfailed), {"finish": 0}], 0, ["a::x", "a::xf"], "", False)
+    assert v["flags"] == [] and v["tests"] == {"a::x": "PASSED", "a::xf": "FAILED"}
+
+
 @pytest.mark.parametrize("records,code,flag", [
     ([rec("a::x", FAIL, PASSED), {"finish": 0}], 0, "raised"),                              # patched TestReport
     ([rec("c::test_T_fails", OK, PASSED), {"finish": 0}], 0, "canary"),                     # everything passes
