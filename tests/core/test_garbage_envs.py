@@ -38,9 +38,14 @@ BUILT_IN = {
     "webshop/v0": lambda: lambda: agentgym.make("webshop/v0"),
     "search/v0": lambda: lambda: agentgym.make("search/v0"),
     "swe/v0": _swe,
+    "webshop-browser/v0": lambda: lambda: agentgym.make("webshop-browser/v0"),
+    "alfworld/v0": lambda: lambda: agentgym.make("alfworld/v0"),
 }
+MARKS = {"webshop-browser/v0": [pytest.mark.browser], "alfworld/v0": [pytest.mark.alfworld]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", list(BUILT_IN))
+@pytest.mark.parametrize("env_id", [pytest.param(i, marks=MARKS.get(i, [])) for i in BUILT_IN])
 def test_garbage_tool_calls_never_raise(env_id):
     make = BUILT_IN[env_id]()
     try:
