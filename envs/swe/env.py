@@ -339,12 +339,20 @@ class SweEnv(TextEnv):
         task's tests) in its own sandbox, which is restored to the snapshot in doing so."""
         ref = self.task.reference
         f2p, p2p = ref["FAIL_TO_PASS"], ref["PASS_TO_PASS"]
+        box = None
         try:
             box = await self._box()
-            self.graded = await grade(box, ref, workdir=self.workdir, timeout=self.test_timeout, task_id=self.task.id)
-        except (SandboxError, ToolError, OSError) as exc:
+            self.graded = await asyncio.wait_for(
+                grade(box, ref, workdir=self.workdir, timeout=self.test_timeout, task_id=self.task.id),
+                self.test_timeout + GRACE)
+        except (SandboxError, ToolError, OSError, asyncio.TimeoutError) as exc:
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            if box is not None:
+                self._discard(box)
+            why = f"it did not finish within {self.test_timeout + GRACE:g} s" if timed_out else \
+                f"the sandbox broke ({printable(str(exc))[:200]})"
             self.graded = GradeResult(0.0, {t: "MISSING" for t in f2p}, {t: "MISSING" for t in p2p},
-                                      error=f"Grading failed: the sandbox broke ({printable(str(exc))[:200]}).")
+                                      timed_out=timed_out, error=f"Grading failed: {why}.")
         return self.graded
 
     def _progress_command(self) -> str:
@@ -366,11 +374,14 @@ class SweEnv(TextEnv):
             agent = await self._box()
             if self._grader is None:
                 self._grader = await self.pool.acquire(self._spec)
-            result = await grade(agent, ref, workdir=self.workdir, timeout=self.test_timeout, grading_box=self._grader,
-                                 tests=(ref["FAIL_TO_PASS"], []), test_cmd=self._progress_command(),
-                                 task_id=self.task.id)
-        except (SandboxError, ToolError, OSError) as exc:
-            log.warning("progress of %s could not be graded: %s", self.task.id, exc)
+            result = await asyncio.wait_for(
+                grade(agent, ref, workdir=self.workdir, timeout=self.test_timeout, grading_box=self._grader,
+                      tests=(ref["FAIL_TO_PASS"], []), test_cmd=self._progress_command(), task_id=self.task.id),
+                self.test_timeout + self.cmd_timeout + GRACE)  # the diff is taken first, under cmd_timeout
+        except (SandboxError, ToolError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("progress of %s could not be graded: %r", self.task.id, exc)
+            if self._grader is not None and isinstance(exc, (SandboxError, asyncio.TimeoutError)):
+                self._discard(self._grader)
             return self._progress[1] if self._progress else 0.0
         self._progress = (self.turn, result.progress, result.output)
         return result.progress
