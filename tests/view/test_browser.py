@@ -49,6 +49,9 @@ def agentgym(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_folder) -> Path:
+    from agentgym.cli import COMMANDS
+
+    assert "view" in COMMANDS, "agentgym/cli.py has no `view` row: add it to COMMANDS (agentgym.view.cli)"
     root = tmp_path_factory.mktemp("view-e2e")
     config = {
         "name": TRAIN,
