@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Iterable
 from typing import Any, Literal
 
+import gymnasium as gym
+
 from agentgym.core import Task, TextEnv, ToolError, tool
 from agentgym.errors import UserError
 from envs.alfworld import engine as _engine
@@ -109,6 +111,8 @@ class AlfWorldEnv(TextEnv):
         return self._play(text)
 
     def _play(self, reply: str) -> str:
+        if self._engine is None:
+            raise gym.error.ResetNeeded("the environment was closed; call reset() to start a new episode")
         command = self._command_in(reply)
         state, _, _ = self._engine.step(command)
         if command not in self._state["admissible_commands"]:
@@ -179,7 +183,7 @@ class AlfWorldEnv(TextEnv):
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        """Give the engine back to the process's pool."""
+        """Give the engine back to the process's pool (a later reset takes one again)."""
         engine, self._engine = self._engine, None
         if engine is not None:
             _engine.release(engine)

@@ -193,3 +193,16 @@ def test_play_command_with_the_oracle():
     )
     assert out.returncode == 0, out.stderr
     assert "2/2 episodes solved" in out.stdout
+
+
+def test_close_returns_the_engine_and_a_later_reset_takes_one_again():
+    import gymnasium as gym
+
+    env = agentgym.make("alfworld/v0")
+    env.reset(seed=0)
+    env.close()
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step("look")
+    env.reset(seed=0)
+    assert not env.step("look")[4]["invalid_action"]
+    env.close()
