@@ -3,7 +3,10 @@
 Each task names one game (``Task.id`` is its path below ``json_2.1.1``). The first message is
 the game's own intro (the room and the goal, "Your task is to: ...") followed by the
 admissible commands; each later message is the engine's feedback and the commands
-admissible now. A reply is one command as plain text (``go to countertop 1``; the last line
+admissible now. With ``show_commands="compact"`` (the default) later messages fold the
+``go to`` commands, which list every receptacle of the room on every turn, into one
+``go to <receptacle>``: a 50-turn episode then fits a 4k-token context (listing everything
+costs about 200 tokens a turn, so long games overflow after some 20 turns). A reply is one command as plain text (``go to countertop 1``; the last line
 or an ``<action>...</action>`` block counts when there is more) or a tool call
 ``act(command)``. A command the engine does not admit gets the engine's own answer
 ("Nothing happens.") and counts as an invalid action. ``won`` ends the episode with reward
@@ -37,6 +40,8 @@ SYSTEM_PROMPT = (
     "The game ends when the task is done."
 )
 _COMMANDS = "Admissible commands: {commands}."
+_GO_TO = "go to <receptacle> (any other receptacle in the room)"
+SHOW_COMMANDS = ("all", "compact", "none")
 _DONE = "Task complete."
 _ACTION_TAG = re.compile(r"<action>(.*?)</action>", re.IGNORECASE | re.DOTALL)
 _PUT = re.compile(r"^put (.+?) (?:in|on|in/on|into|onto) (.+)$")
@@ -55,7 +60,7 @@ class AlfWorldEnv(TextEnv):
         data_dir: str | None = None,
         eval_split: Literal["valid_seen", "valid_unseen"] = "valid_unseen",
         task_types: Iterable[int | str] | None = None,
-        show_commands: bool = True,
+        show_commands: Literal["all", "compact", "none"] | bool = "compact",
         max_turns: int = 50,
         max_invalid_actions: int | None = None,
         **kwargs: Any,
@@ -68,7 +73,11 @@ class AlfWorldEnv(TextEnv):
         if isinstance(task_types, (str, int)):
             task_types = [task_types]
         self.task_types = list(task_types) if task_types is not None else None
-        self.show_commands = bool(show_commands)
+        if isinstance(show_commands, bool):
+            show_commands = "all" if show_commands else "none"
+        if show_commands not in SHOW_COMMANDS:
+            raise UserError(f"show_commands must be one of {', '.join(SHOW_COMMANDS)}, not {show_commands!r}.")
+        self.show_commands = show_commands
         if "task" not in kwargs and "tasks" not in kwargs:
             games = list_games(self.data_root, self.alfworld_split, self.task_types)
             if not games:
@@ -95,7 +104,7 @@ class AlfWorldEnv(TextEnv):
         self._state = self._engine.start(game)
         seed = zlib.crc32(task.id.encode("utf-8"))  # the expert plays a game the same way every time
         self._expert = Expert(str(path), self._state["feedback"], seed, game.readable)
-        return self._observation(self._state["feedback"])
+        return self._observation(self._state["feedback"], first=True)
 
     # ----------------------------------------------------------------- actions
     @tool
@@ -140,10 +149,13 @@ class AlfWorldEnv(TextEnv):
                 return f"move {put[1]} to {put[2]}"
         return _normalize(tagged[-1] if tagged else (lines[-1] if lines else ""))
 
-    def _observation(self, feedback: str) -> str:
-        if not self.show_commands:
+    def _observation(self, feedback: str, first: bool = False) -> str:
+        if self.show_commands == "none":
             return feedback
-        return f"{feedback}\n\n" + _COMMANDS.format(commands=", ".join(self.valid_actions() or []))
+        commands = self.valid_actions() or []
+        if self.show_commands == "compact" and not first:
+            commands = [_GO_TO] + [c for c in commands if not c.startswith("go to ")]
+        return f"{feedback}\n\n" + _COMMANDS.format(commands=", ".join(commands))
 
     def valid_actions(self) -> list[str] | None:
         """The engine's admissible commands, without ``help``."""

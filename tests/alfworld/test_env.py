@@ -206,3 +206,21 @@ def test_close_returns_the_engine_and_a_later_reset_takes_one_again():
     env.reset(seed=0)
     assert not env.step("look")[4]["invalid_action"]
     env.close()
+
+
+@pytest.mark.parametrize("mode", ["all", "compact", "none"])
+def test_show_commands_lists_all_compact_or_none(mode):
+    env = agentgym.make("alfworld/v0", show_commands=mode)
+    first, _ = env.reset(seed=0)
+    obs, *_, info = env.step(env.oracle_action())
+    listed = obs["content"].partition("\n\nAdmissible commands: ")[2].rstrip(".")
+    if mode == "none":
+        assert "Admissible commands" not in first["content"] + obs["content"]
+    else:
+        assert all(c in first["content"] for c in env.valid_actions() if c.startswith("go to "))
+    if mode == "all":
+        assert listed.split(", ") == info["valid_actions"]
+    if mode == "compact":
+        assert listed.split(", ") == ["go to <receptacle> (any other receptacle in the room)"] + [
+            c for c in info["valid_actions"] if not c.startswith("go to ")]
+    env.close()
