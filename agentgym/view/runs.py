@@ -273,7 +273,7 @@ def train_overview(run: Run, records: list[dict[str, Any]]) -> dict[str, Any]:
         "steps": done,
         "total_steps": total,
         "success": success,
-        "started": mtime(run.path / "config.yaml") or mtime(run.path / METRICS),
+        "started": _started(run),
         "live": not summary and _recent(run, _step_s(train)),
         "finished": bool(summary),
         "last_write": _last_write(run),
@@ -318,6 +318,16 @@ def mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
+
+
+def _started(run: Run) -> float | None:
+    """When a training run began: its oldest file (a resume rewrites config.yaml and metrics.jsonl)."""
+    files = run.trajectory_files()[:1] + [run.path / "config.yaml", run.path / METRICS]
+    evals = run.path / "eval"
+    if evals.is_dir():
+        files += [p / "run.json" for p in evals.iterdir()]
+    times = [t for t in map(mtime, files) if t is not None]
+    return min(times) if times else None
 
 
 def _last_write(run: Run) -> float | None:
