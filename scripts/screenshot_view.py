@@ -63,6 +63,15 @@ def guided_query(run: Path) -> str:
     return f"?step={int(files[-1].stem.split('-')[-1])}" if files else ""
 
 
+def _shrink(path: Path) -> None:
+    """A 256-colour palette: a page of text and thin lines loses nothing visible, the file a lot."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -72,7 +81,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "view.png")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument(
-        "--max-height", type=int, default=2600, help="cut the full-page picture at this height"
+        "--max-height", type=int, default=2000, help="cut the full-page picture at this height"
     )
     args = parser.parse_args()
     runs = list(args.runs)
@@ -114,7 +123,8 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"wrote {args.out}")
+    _shrink(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
     return 0
 
 
