@@ -76,11 +76,11 @@ def make_trajectory(i: int, rng: random.Random):
             {"role": "user", "content": f"Maze {i}:\n{MAZE * 3}Where do you go?"},
         ],
     )
-    ids = [rng.randrange(49152) for _ in range(n_prompt)]
+    ids = [rng.getrandbits(15) for _ in range(n_prompt)]
     mask, logps = [0] * n_prompt, [0.0] * n_prompt
     for t in range(3):
         start = len(ids)
-        sampled = [rng.randrange(49152) for _ in range(8)]
+        sampled = [rng.getrandbits(15) for _ in range(8)]
         ids += sampled
         mask += [1] * 8
         logps += [-rng.random() * 3 for _ in range(8)]
@@ -105,7 +105,7 @@ def make_trajectory(i: int, rng: random.Random):
         )
         messages += [{"role": "assistant", "content": "right 2"}, obs]
         if t < 2:
-            ids += [rng.randrange(49152) for _ in range(40)]
+            ids += [rng.getrandbits(15) for _ in range(40)]
             mask += [0] * 40
             logps += [0.0] * 40
     meta = {"env": "maze-medium/v0", "step": i // 100, "sample": i % 8}
@@ -132,21 +132,20 @@ def make_trajectory(i: int, rng: random.Random):
 
 
 def make_runs(root: Path, n: int) -> tuple[Path, Path]:
-    from agentgym.rollout.trajectory import write_jsonl
-
+    """The same trajectories as an eval run (one file) and a training run (100 step files)."""
     rng = random.Random(0)
-    trajs = [make_trajectory(i, rng) for i in range(n)]
+    lines = [json.dumps(make_trajectory(i, rng).to_dict(), ensure_ascii=False) + "\n" for i in range(n)]
     eval_run = root / "eval-large"
-    write_jsonl(trajs, eval_run / "trajectories.jsonl", append=False)
+    eval_run.mkdir(parents=True)
+    (eval_run / "trajectories.jsonl").write_text("".join(lines), encoding="utf-8")
     (eval_run / "run.json").write_text(json.dumps({"suite": "bench", "policy": "scripted:random"}))
     train_run = root / "train-large"
-    train_run.mkdir(parents=True)
+    (train_run / "trajectories").mkdir(parents=True)
     (train_run / "config.yaml").write_text("envs: [{id: maze-medium/v0}]\ntrainer: {steps: 100}\n")
     per = max(1, n // 100)
     for s in range(0, n, per):
-        write_jsonl(
-            trajs[s : s + per], train_run / "trajectories" / f"step-{s // per + 1:06d}.jsonl", append=False
-        )
+        path = train_run / "trajectories" / f"step-{s // per + 1:06d}.jsonl"
+        path.write_text("".join(lines[s : s + per]), encoding="utf-8")
     with (train_run / "metrics.jsonl").open("w") as fh:
         for s in range(1, n // per + 1):
             fh.write(
