@@ -13,10 +13,11 @@ every ``load()`` and translates again on every ``reset()`` (0.3-0.4 s together),
   once per game: no PDDL is translated and no text derived to start a game's later episodes;
 * :meth:`Engine.step` is ``PddlEnv.step`` itself: admissible commands, feedback and ``won``
   are the engine's;
-* engines (each with its planner library) are pooled (:func:`acquire` / :func:`release`) and
-  never destroyed: unloading one copy of fast-downward's library (``close_lib``) crashes the
-  process at exit when other copies are loaded (the C++ destructors of one copy call into
-  another), so a process keeps as many engines as it ran episodes at once, and reuses them.
+* engines (each with its planner library, ~1.4 MB) are pooled (:func:`acquire` /
+  :func:`release`) and never destroyed: with several copies of fast-downward's library loaded,
+  unloading one (``close_lib``) makes the process segfault in the library's C++ static
+  destructors at exit, so a process keeps as many engines as it ran episodes at once, and
+  reuses them.
 
 textworld's grammar parser and fast-downward's translator are process-global and not
 thread-safe (the translator even swaps ``sys.stdout`` and overwrites ``sys.argv``), so each
