@@ -29,6 +29,7 @@ class Series:
 
 
 def color(n: int) -> str:
+    """The colour of the n-th run (the palette repeats after eight)."""
     return PALETTE[n % len(PALETTE)]
 
 

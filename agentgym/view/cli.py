@@ -30,6 +30,7 @@ or a folder with runs below it (e.g. runs/). Examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``agentgym view`` (the CLI table calls this)."""
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -76,6 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the runs until Ctrl-C, or write the report with ``--export``; returns the exit code."""
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, not {args.port}.")
     if args.poll <= 0:

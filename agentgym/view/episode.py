@@ -21,6 +21,8 @@ _SHOWN_META = {"guidance", "guided", "traceback", "unguided_prompt_ids", "eval"}
 
 @dataclass
 class ToolCall:
+    """One OpenAI-style tool call of an assistant message."""
+
     id: str
     name: str
     arguments: str  # pretty-printed JSON when it parses, else as written
@@ -28,6 +30,8 @@ class ToolCall:
 
 @dataclass
 class Message:
+    """A chat message as shown: text content, tool calls, the tool call it answers."""
+
     role: str
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -37,6 +41,8 @@ class Message:
 
 @dataclass
 class TurnView:
+    """One turn: the reply, what answered it, and the turn record's numbers."""
+
     number: int
     reply: Message | None
     observations: list[Message]
@@ -54,6 +60,8 @@ class TurnView:
 
 @dataclass
 class EpisodeView:
+    """Everything the episode page shows, with defaults for what a writer left out."""
+
     id: str
     env_id: str
     task_id: str

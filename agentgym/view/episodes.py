@@ -37,14 +37,17 @@ def parse_light(line: bytes) -> Any:
 
 
 def parse_full(line: bytes) -> Any:
+    """A trajectory line as JSON, token arrays included (the token view needs them)."""
     return json.loads(line)
 
 
 def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict, else an empty one (JSON from any writer)."""
     return value if isinstance(value, dict) else {}
 
 
 def as_list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one."""
     return value if isinstance(value, list) else []
 
 
@@ -152,6 +155,7 @@ class EpisodeFilter:
 
     @property
     def active(self) -> bool:
+        """Is any filter set?"""
         return any(v is not None for v in vars(self).values())
 
     def matches(self, s: Mapping[str, Any]) -> bool:
@@ -267,6 +271,8 @@ class Item:
 
 @dataclass
 class Page:
+    """A page of the list: the matching total, its rows, and what could not be shown."""
+
     total: int
     offset: int
     limit: int
@@ -381,6 +387,7 @@ class SearchCache:
         self._lock = threading.Lock()
 
     def lines(self, index: FileIndex, needle: str) -> list[int]:
+        """Line numbers of ``index`` whose text contains ``needle`` (lower case)."""
         key = (index.path, needle)
         with self._lock:
             search = self._searches.pop(key, None) or _Search(needle)

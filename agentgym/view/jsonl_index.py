@@ -274,6 +274,7 @@ class IndexRegistry:
         self._lock = threading.Lock()
 
     def get(self, path: Path) -> FileIndex:
+        """The index of ``path`` (made on first use)."""
         path = Path(path)
         with self._lock:
             index = self._indexes.get(path)

@@ -32,16 +32,19 @@ _UNIT_RANGE = {"success/mean", "guidance/rate", "groups/nonzero_adv_fraction", "
 
 
 def pct(x: float | None) -> str:
+    """A rate as a percentage with one decimal."""
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
 def num(x: Any, digits: int = 3) -> str:
+    """A number for a table cell; anything that is not one shows as a dash."""
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
         return "–"
     return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
 
 def when(ts: float | None) -> str:
+    """A timestamp as local date and minute."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "–"
 
 
@@ -51,6 +54,7 @@ def anchor(run_id: str) -> str:
 
 
 def run_href(run_id: str, static: bool = False) -> str:
+    """A link to a run: the live page's route, or the report's section."""
     return f"#{anchor(run_id)}" if static else f"#/run/{quote(run_id, safe='/')}"
 
 
@@ -70,6 +74,7 @@ def ci_bar(rate: float, low: float, high: float, lo_end: float = 0.0, hi_end: fl
 
 
 def success_cell(s: Success | None) -> str:
+    """A table cell with a success rate, its interval bar and its sample size."""
     if s is None:
         return '<td class="muted">–</td>'
     return (
@@ -152,6 +157,7 @@ def _warnings(warnings: Iterable[str]) -> str:
 
 # ----------------------------------------------------------------------------- a run's overview
 def run_header(run: Run, ov: dict[str, Any], parent: Run | None = None, *, static: bool = False) -> str:
+    """A run's facts: kind, path, envs, policy, steps, success, state."""
     facts = [("kind", run.kind), ("path", str(run.path))]
     if run.kind == "train":
         total = ov.get("total_steps")
@@ -264,6 +270,7 @@ def curves(
 
 
 def value(v: Any) -> float | None:
+    """A finite float from a metrics value, else None."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
         return None
     return float(v)

@@ -162,6 +162,7 @@ class Catalog:
         return run_id
 
     def get(self, run_id: str) -> Run:
+        """The run with this id; ValueError (a sentence for the page) when there is none."""
         run = self.runs.get(run_id)
         if run is None:
             raise ValueError(f"no run {run_id!r} here; pick one from the run list")
@@ -192,6 +193,7 @@ class MetricsCache:
         self._lock = threading.Lock()
 
     def read(self, run: Run) -> list[dict[str, Any]]:
+        """The records of a run's metrics file (torn lines skipped)."""
         path = run.path / METRICS
         try:
             st = path.stat()
@@ -220,10 +222,12 @@ class MetricsCache:
 
 
 def train_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-step records of a metrics file."""
     return [r for r in records if r.get("kind", "train") == "train"]
 
 
 def eval_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluation records of a metrics file."""
     return [r for r in records if r.get("kind") == "eval"]
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Token:
+    """One token of a trajectory with its mask, behaviour log-prob and turn."""
+
     id: int
     text: str
     mask: int
@@ -31,12 +33,15 @@ class Token:
 
 @dataclass
 class TokenView:
+    """All tokens of a trajectory, and how they were decoded."""
+
     tokens: list[Token]
     decoded: bool
     note: str  # why the ids are not decoded, or which tokenizer decoded them
 
     @property
     def sampled(self) -> int:
+        """Tokens with loss mask 1."""
         return sum(t.mask for t in self.tokens)
 
 

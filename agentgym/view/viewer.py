@@ -57,14 +57,17 @@ class Viewer:
 
     # ----------------------------------------------------------------- data
     def run(self, run_id: str | None) -> Run:
+        """The run with this id (ValueError when there is none)."""
         if not run_id:
             raise ValueError("name a run (run=ID)")
         return self.catalog.get(run_id)
 
     def episodes(self, run: Run) -> EpisodeSet:
+        """The trajectories of a run, across its files."""
         return EpisodeSet(run.trajectory_files(), self.registry, self.searches)
 
     def overview(self, run: Run) -> dict[str, Any]:
+        """What the run list and a run's header say about it."""
         if run.kind == "train":
             return train_overview(run, self.metrics.read(run))
         if run.kind == "eval":
@@ -103,6 +106,7 @@ class Viewer:
 
     # ----------------------------------------------------------------- fragments
     def runs_fragment(self, *, static: bool = False) -> str:
+        """The run list."""
         rows = [(run, self.overview(run)) for run in self.ordered_runs()]
         # The live page shows warnings above every view; the report shows them with the runs.
         return pages.run_list(rows, self.catalog.warnings if static else (), static=static)
@@ -118,11 +122,13 @@ class Viewer:
         return out
 
     def head_fragment(self, run_id: str, *, static: bool = False) -> str:
+        """A run's facts (refreshed live)."""
         run = self.run(run_id)
         parent = self.catalog.runs.get(run.parent) if run.parent else None
         return pages.run_header(run, self.overview(run), parent=parent, static=static)
 
     def run_fragment(self, run_id: str) -> str:
+        """A run's page: placeholders for its header, curves and results, the filters and the list."""
         run = self.run(run_id)
         rid, live = escape(quote(run.id, safe="")), escape(run.id)
         out = [f'<div data-fragment="/f/head?run={rid}" data-live="{live}"></div>']
@@ -143,6 +149,7 @@ class Viewer:
     def curves_fragment(
         self, run_ids: Sequence[str], extra: Sequence[str] = (), *, static: bool = False
     ) -> str:
+        """Curves of one or more training runs."""
         runs = [self.run(r) for r in run_ids if r]
         trains = [r for r in runs if r.kind == "train"]
         if not trains:
@@ -169,6 +176,7 @@ class Viewer:
         )
 
     def results_fragment(self, run_id: str, *, static: bool = False) -> str:
+        """A training run's evaluations, or an eval run's results table."""
         run = self.run(run_id)
         if run.kind == "train":
             children = [self.catalog.runs[c] for c in run.children if c in self.catalog.runs]
@@ -193,6 +201,7 @@ class Viewer:
         return ""
 
     def compare_fragment(self, a: str | None, b: str | None) -> str:
+        """The compare page: two menus and, once both are chosen, B against A."""
         evals = [r for r in self.catalog.runs.values() if r.kind == "eval"]
         out = ["<h2>Compare two evaluations</h2>", eval_tables.compare_picker(evals, a, b)]
         if not a or not b:
@@ -216,6 +225,7 @@ class Viewer:
         )
 
     def episodes_fragment(self, run_id: str, query: Mapping[str, str]) -> str:
+        """One page of a run's episodes for the filters, order and offset in ``query``."""
         run = self.run(run_id)
         flt = EpisodeFilter.from_query(query)
         offset = _int(query.get("offset"), "offset", 0)
@@ -238,6 +248,7 @@ class Viewer:
     def episode_fragment(
         self, run_id: str, where: str | None, *, reveal: bool = False, static: bool = False
     ) -> str:
+        """One episode turn by turn (``where``: FILE:LINE)."""
         run = self.run(run_id)
         raw, step = self._line(run, where)
         try:
@@ -253,6 +264,7 @@ class Viewer:
         )
 
     def tokens_fragment(self, run_id: str, where: str | None) -> str:
+        """The loss mask over one episode's exact tokens."""
         run = self.run(run_id)
         raw, _ = self._line(run, where)
         try:
