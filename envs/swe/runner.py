@@ -55,22 +55,24 @@ REPORT_LIMIT = 16_000_000
 
 #: ``$1`` work dir, ``$2`` byte limit, ``$3`` snapshot dir, ``$4`` "base64" to encode. The
 #: agent's changes as one ``git diff`` against the snapshot, made with the snapshot's own
-#: read-only git directory, a scratch index (a copy of the snapshot's: unchanged files are
-#: not hashed again) and a scratch object store, and no git configuration of the agent's:
-#: what the agent did to its ``.git`` (history, hooks, filters, attributes) does not matter.
+#: read-only git directory, a scratch index read from the snapshot's tree and a scratch object
+#: store, and no git configuration of the agent's: what the agent did to its ``.git``
+#: (history, hooks, filters, attributes) does not matter. The index is built afresh, with no
+#: stat data, so every file is hashed: a copy of the snapshot's index would trust mtime and
+#: size, and a same-size edit made in the second the snapshot was taken (or given the
+#: snapshot's mtime by ``touch``) would be dropped from the diff.
 EXTRACT_SCRIPT = r"""set -e
 work="$1"; max="$2"; snap="$3"
 t=$(mktemp -d /tmp/.agentgym-diff.XXXXXX)
 trap 'rm -rf "$t"' EXIT
 mkdir "$t/objects"
-cp "$snap/.git/index" "$t/index" 2>/dev/null || true
 export GIT_DIR="$snap/.git" GIT_WORK_TREE="$work" GIT_INDEX_FILE="$t/index" GIT_OBJECT_DIRECTORY="$t/objects"
 export GIT_ALTERNATE_OBJECT_DIRECTORIES="$snap/.git/objects" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export HOME="$t" XDG_CONFIG_HOME="$t" GIT_ATTR_NOSYSTEM=1 GIT_OPTIONAL_LOCKS=0 GIT_TERMINAL_PROMPT=0
 export GIT_CONFIG_COUNT=4 GIT_CONFIG_KEY_0=core.hooksPath GIT_CONFIG_VALUE_0=/dev/null
 export GIT_CONFIG_KEY_1=core.fsmonitor GIT_CONFIG_VALUE_1=false GIT_CONFIG_KEY_2=core.checkStat
 export GIT_CONFIG_VALUE_2=minimal GIT_CONFIG_KEY_3=core.trustctime GIT_CONFIG_VALUE_3=false
-[ -s "$t/index" ] || git read-tree HEAD
+git read-tree HEAD
 git add -A --ignore-errors >/dev/null 2>&1 || true
 if [ "$4" = base64 ]; then
   git diff --cached --binary --no-renames --full-index --no-color --no-ext-diff --no-textconv HEAD \

@@ -10,6 +10,7 @@ is watched, and every step must return within its deadline plus 5 s.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from agentgym.sandbox.base import SNAPSHOT_DIR
 from agentgym.sandbox.pool import SandboxPool
 from envs.swe.env import SweEnv
 from envs.swe.tasks import shipped_tasks
@@ -292,6 +294,33 @@ async def test_the_honest_fix_still_scores_one_after_an_attack(env, task):
     content, reward, _, info = await step(env, call("submit"), TEST_TIMEOUT)
     assert reward == 1.0 and info["success"], content
     assert "conftest.py" in info["not_graded"] and "Not graded" in content
+
+
+def same_size_fix(task) -> bool:
+    lines = task.reference["gold_patch"].splitlines()
+    removed = sum(len(x) for x in lines if x.startswith("-") and not x.startswith("---"))
+    return removed == sum(len(x) for x in lines if x.startswith("+") and not x.startswith("+++"))
+
+
+async def test_a_same_size_fix_with_the_snapshots_mtime_is_graded(backend_name):
+    """Git trusts mtime and size: a one-character fix stamped with the snapshot's mtime (as
+    an edit in the second the snapshot was taken is) must still reach the grader."""
+    task = min((t for t in shipped_tasks() if same_size_fix(t)), key=lambda t: len(t.reference["PASS_TO_PASS"]))
+    async with SandboxPool(make_backend(backend_name), size=0, reuse=False) as pool:
+        env = SweEnv(backend=backend_name, task=task, pool=pool, cmd_timeout=CMD_TIMEOUT, test_timeout=TEST_TIMEOUT)
+        try:
+            await _graded_despite_the_mtime(env, task)
+        finally:
+            await env.aclose_sandbox()
+
+
+async def _graded_despite_the_mtime(env, task):
+    await env.areset()
+    files = re.findall(r"^diff --git a/(\S+) ", task.reference["gold_patch"], re.M)
+    stamp = "; ".join(f"touch -r {SNAPSHOT_DIR}/{f} {f}" for f in files)
+    await step(env, call("bash", cmd=f"git apply <<'EOF'\n{task.reference['gold_patch']}EOF\n{stamp}"))
+    content, reward, _, info = await step(env, call("submit"), TEST_TIMEOUT)
+    assert reward == 1.0 and info["success"], content
 
 
 # --- 6. state across episodes, 8. bwrap gaps ------------------------------------------------
