@@ -41,7 +41,6 @@ DESCRIPTION_PROMPT = "Walk through the maze to the goal.\n"
 class MazeEnv(TextEnv):
     """Grid maze with a BFS oracle, hints, progress and difficulty presets."""
 
-    blocking = False
 
     def __init__(
         self,

@@ -42,7 +42,6 @@ _WHERE = {"up": "above you", "down": "below you", "left": "to your left", "right
 class SokobanEnv(TextEnv):
     """Generated Sokoban boards with a push-optimal solver as oracle."""
 
-    blocking = False
 
     def __init__(
         self,

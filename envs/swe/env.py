@@ -16,7 +16,8 @@ import logging
 import shlex
 from typing import Any, ClassVar
 
-from agentgym.core.env import TextEnv, ToolError, _run_sync
+from agentgym.core.env import TextEnv, ToolError
+from agentgym.core.hooks import run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
 from agentgym.errors import UserError
@@ -108,7 +109,6 @@ class SweEnv(TextEnv):
     """
 
     system_prompt: ClassVar[str] = SYSTEM_PROMPT
-    blocking: ClassVar[bool] = False
 
     def __init__(self, *, backend: str = "auto", pool_size: int = 0, reuse: bool = True, cmd_timeout: float = 60.0,
                  test_timeout: float = 300.0, max_output: int = 8_000, memory_mb: int = 2048, cpus: float = 1.0,
@@ -149,9 +149,13 @@ class SweEnv(TextEnv):
             sandbox, self.sandbox = self.sandbox, None
             await self.pool.release(sandbox)
 
+    async def aclose(self) -> None:
+        """The async protocol's close: the sandbox goes back to its pool on the caller's loop."""
+        await self.aclose_sandbox()
+
     def close(self) -> None:
         if self.sandbox is not None:
-            _run_sync(self.aclose_sandbox(), True)
+            run_sync(self.aclose_sandbox())
         super().close()
 
     def _box(self) -> Sandbox:
@@ -282,8 +286,10 @@ class SweEnv(TextEnv):
                                       workdir=self.workdir, timeout=self.test_timeout, test_patch=ref.get("test_patch"))
         return self.graded
 
-    async def aprogress(self) -> float:
+    async def aprogress(self) -> float | None:
         """Fraction of FAIL_TO_PASS tests that pass now (tests as the agent left them)."""
+        if self.task is None or self.sandbox is None:
+            return None
         if self.graded is not None:
             return self.graded.progress
         if self._progress and self._progress[0] == self.turn:
@@ -301,7 +307,7 @@ class SweEnv(TextEnv):
     def progress(self) -> float | None:
         if self.task is None or self.sandbox is None:
             return None
-        return _run_sync(self.aprogress(), True)
+        return run_sync(self.aprogress())
 
     def hint(self) -> str | None:
         if self.task is None:
