@@ -69,7 +69,7 @@ class PolicyFailure(RuntimeError):
 
 
 class EnvTimeout(RuntimeError):
-    """An environment call (creation, reset, step, hook) exceeded ``step_timeout_s``."""
+    """An environment call (reset, step, hook, close) exceeded ``step_timeout_s``."""
 
 
 class RolloutEngine:
@@ -198,7 +198,8 @@ class RolloutEngine:
         """An environment from the factory, within the env's concurrency limit; closed on exit."""
         self._bind_loop()
         async with self._env_slot(env_id):
-            env = await self.env_call(self.factory.create(env_id, dict(env_kwargs or {})), "creation")
+            # not bounded by step_timeout_s: a first creation may load a corpus or build an index
+            env = await self.factory.create(env_id, dict(env_kwargs or {}))
             try:
                 yield env
             finally:
