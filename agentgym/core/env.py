@@ -237,7 +237,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt}
         if self.tools:
             info["tools"] = self.tool_schemas
-        valid = await self._call(self.valid_actions)
+        valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
         if valid is not None:
             info["valid_actions"] = valid
         return self._last_obs, info
@@ -294,7 +294,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
                 info["reason"] = "turn limit"
             info.update(self._end_info)
         else:
-            valid = await self._call(self.valid_actions)
+            valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
             if valid is not None:
                 info["valid_actions"] = valid
         if ids:
@@ -312,7 +312,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         calls = parse_text(text, self._tool_params())
         if calls is None:
             try:
-                handled = await self._call(self.on_text, text)
+                handled = await self._hook(self.on_text, TextEnv.on_text, text)
             except ToolError as exc:  # the env rejects the reply and says why
                 handled = ActionError(str(exc))
             if isinstance(handled, str):
@@ -379,11 +379,11 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             cached = self._suspends = (self.tools, suspends)
         return cached[1]
 
-    async def _hook(self, fn: Any, base: Any) -> Any:
-        """An optional hook's value; None without a thread hop when the subclass did not override it."""
+    async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
+        """A hook's value; None without a thread hop when the subclass did not override it."""
         if getattr(type(self), fn.__name__) is base:
             return None
-        return await self._call(fn)
+        return await self._call(fn, *args)
 
 
 _TOOL_CACHE: dict[type, dict[str, ToolSpec]] = {}
