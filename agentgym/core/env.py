@@ -44,7 +44,7 @@ from agentgym.core.actions import (
     reply_text,
 )
 from agentgym.core.hooks import HookRunner
-from agentgym.core.protocol import AsyncEnv, Message, StepResult
+from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, Message, StepResult
 from agentgym.core.spaces import AnyText, message_space
 from agentgym.core.task import Split, Task, split_of
 from agentgym.core.tools import ToolSpec, collect_tools
@@ -234,7 +234,8 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         self.invalid_actions = 0
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
-        info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt}
+        info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
+                                "hooks": self._hooks()}
         if self.tools:
             info["tools"] = self.tool_schemas
         valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
@@ -378,6 +379,11 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             suspends = any(s.is_async for s in self.tools.values()) or any(map(inspect.iscoroutinefunction, hooks))
             cached = self._suspends = (self.tools, suspends)
         return cached[1]
+
+    def _hooks(self) -> list[str]:
+        """The optional protocol hooks this subclass answers (those it overrides)."""
+        own = type(self)
+        return [name for name in OPTIONAL_HOOKS if getattr(own, name) is not getattr(TextEnv, name)]
 
     async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
         """A hook's value; None without a thread hop when the subclass did not override it."""
