@@ -73,13 +73,16 @@ def reply_message(text: str, params: ToolParams, turn: int) -> Message:
     """The assistant message for a text reply: tool calls in ``<tool_call>`` blocks or ``name[arg]``
     form become ``tool_calls`` with ids (``<tool_call>`` blocks leave the content); a reply with no
     parseable call, or a malformed one, stays content only (the env explains what was wrong)."""
+    return read_reply(text, params, turn)[0]
+
+
+def read_reply(text: str, params: ToolParams, turn: int) -> tuple[Message, list[ToolCall] | ActionError | None]:
+    """:func:`reply_message` and what parsing the text found (calls, an error, or None)."""
     calls = parse_text(text, params)
     if not isinstance(calls, list):
-        return assistant_message(text)
-    content = text
-    if "<tool_call>" in text:
-        content = text[: text.find("<tool_call>")].strip()
-    return assistant_message(content, openai_calls(calls, turn))
+        return {"role": "assistant", "content": text}, calls
+    content = text[: text.find("<tool_call>")].strip() if "<tool_call>" in text else text
+    return assistant_message(content, openai_calls(calls, turn)), calls
 
 
 def parse_text(text: str, params: ToolParams) -> list[ToolCall] | ActionError | None:
