@@ -57,13 +57,16 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
     #: Shown as the system message; tool schemas are passed separately to the policy.
     system_prompt: ClassVar[str] = ""
-    #: The hooks this class overrides (set per subclass; steps skip the others without a call).
+    #: The hooks this class overrides (set per subclass; steps skip the others without a call),
+    #: and the optional protocol hooks among them (what reset info's ``hooks`` says).
     _own_hooks: ClassVar[frozenset[str]] = frozenset()
+    _protocol_hooks: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._own_hooks = frozenset(name for name in (*OPTIONAL_HOOKS, "on_text", "close")
                                    if getattr(cls, name) is not getattr(TextEnv, name, None))
+        cls._protocol_hooks = tuple(name for name in OPTIONAL_HOOKS if name in cls._own_hooks)
 
     def __init__(
         self,
@@ -230,20 +233,26 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
 
     async def _areset(self, seed: int | None, options: dict[str, Any] | None):
         gym.Env.reset(self, seed=seed)
-        task = await self._call(self._choose_task, options or {})
-        prompt = await self._call(self.setup, task)
+        if self._driving_sync and self._driver == threading.get_ident():  # hooks are sync: call them directly
+            task = self._choose_task(options or {})
+            prompt = self.setup(task)
+        else:
+            task = await self._call(self._choose_task, options or {})
+            prompt = await self._call(self.setup, task)
         self.task = task
         self.turn = 0
         self.invalid_actions = 0
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
         info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
-                                "hooks": self._hooks()}
+                                "hooks": self._protocol_hooks}
         if self.tools:
             info["tools"] = self.tool_schemas
-        valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
-        if valid is not None:
-            info["valid_actions"] = valid
+        if "valid_actions" in self._own_hooks:
+            fn = self.valid_actions
+            valid = fn() if self._driving_sync and self._driver == threading.get_ident() else await self._call(fn)
+            if valid is not None:
+                info["valid_actions"] = valid
         return self._last_obs, info
 
     def _check_running(self) -> None:
@@ -392,10 +401,6 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             suspends = any(s.is_async for s in self.tools.values()) or any(map(is_async, hooks))
             cached = self._suspends = (self.tools, suspends)
         return cached[1]
-
-    def _hooks(self) -> list[str]:
-        """The optional protocol hooks this subclass answers (those it overrides)."""
-        return [name for name in OPTIONAL_HOOKS if name in self._own_hooks]
 
     async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
         """A hook's value; None without a thread hop when the subclass did not override it."""
