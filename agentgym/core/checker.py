@@ -3,8 +3,9 @@
 On top of Gymnasium's :func:`~gymnasium.utils.env_checker.check_env`, a text env must
 be reproducible (same seed, same actions -> same episode), survive arbitrary model
 output (thousands of fuzzed replies: empty, huge, binary-looking, unicode, malformed
-and wrong tool calls) without raising, return string observations in its space, and
-put a boolean ``success`` in the info of every final step. A second fuzzer sends ten
+and wrong tool calls) without raising, return string observations in its space, put a
+boolean ``success`` in the info of every final step, and keep the async protocol's
+contract (one tool message per tool call, carrying its id). A second fuzzer sends ten
 thousand garbage tool calls in one long episode: integers past Python's digit limit,
 nesting a hundred thousand deep, lone surrogates, truncated JSON, and now and then a
 well-formed call to a real tool with such values.
@@ -12,6 +13,7 @@ well-formed call to a real tool with such values.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -20,7 +22,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from agentgym.core.actions import openai_calls, parse_text, tool_params
 from agentgym.core.env import TextEnv
+from agentgym.core.protocol import AsyncEnv, StepResult
 
 
 @dataclass
@@ -49,6 +53,7 @@ def check_text_env(
         ("observations and final info", lambda: _contract(make_env(), seed)),
         ("fuzzed actions never raise", lambda: _fuzz(make_env(), fuzz_actions, time_budget_s, seed)),
         ("garbage tool calls never raise", lambda: fuzz_garbage(make_env(), garbage_actions, time_budget_s, seed)),
+        ("async protocol", lambda: asyncio.run(_protocol(make_env(), seed))),
     ]
     results = []
     for name, fn in checks:
@@ -137,6 +142,38 @@ def _check_obs(env: TextEnv, obs: Any) -> None:
     assert isinstance(obs, dict) and isinstance(obs.get("content"), str), f"observation must be a message, got {obs!r:.80}"
     assert obs.get("role") in ("user", "tool"), f"observation role must be 'user' or 'tool', got {obs.get('role')!r}"
     assert env.observation_space.contains(obs), "observation is outside the observation space"
+
+
+async def _protocol(env: TextEnv, seed: int) -> str:
+    """An episode through the async protocol, the oracle's calls sent as native ``tool_calls``."""
+    assert isinstance(env, AsyncEnv), "the env does not implement the async env protocol"
+    obs, info = await env.areset(seed=seed)
+    assert obs.get("role") == "user" and isinstance(obs.get("content"), str), "areset must return a user message"
+    assert isinstance(info.get("task_id"), str), "the reset info needs a str 'task_id'"
+    params = tool_params(info.get("tools"))
+    steps, result = 0, None
+    while steps < 500 and (result is None or not result.done):
+        action = await env.aoracle_action()
+        if action is None:
+            action = ((await env.avalid_actions()) or ["x"])[0]
+        message = action if isinstance(action, dict) else {"role": "assistant", "content": str(action)}
+        calls = parse_text(message.get("content") or "", params) if "tool_calls" not in message else None
+        if isinstance(calls, list):  # as a policy with a tool parser sends them
+            message = {"role": "assistant", "content": None, "tool_calls": openai_calls(calls, 100 + steps)}
+        result = await env.astep(message)
+        steps += 1
+        assert isinstance(result, StepResult), f"astep must return a StepResult, got {type(result).__name__}"
+        sent = [c["id"] for c in message.get("tool_calls") or []]
+        if sent:
+            got = [m.get("tool_call_id") for m in result.messages]
+            assert got == sent and all(m.get("role") == "tool" for m in result.messages), \
+                f"tool calls {sent} were answered by {[(m.get('role'), m.get('tool_call_id')) for m in result.messages]}"
+        assert all(isinstance(m.get("content"), str) for m in result.messages), "answers need str content"
+    assert result is not None and isinstance(result.info.get("success"), bool), "the last step needs a bool 'success'"
+    await env.aprogress()
+    await env.ahint()
+    await env.aclose()
+    return f"{steps} steps through areset/astep, tool calls answered by id"
 
 
 _EDGE_VALUES: list[Any] = ["", " ", "0", "-1", "x" * 5000, "../../etc/passwd", "日本", 0, -1, 10**9, 2.5, True, None, [], {}]

@@ -1,19 +1,25 @@
 """The base class of every agentgym environment.
 
-A :class:`TextEnv` is a :class:`gymnasium.Env` whose action is the model's raw reply
-(text, or an assistant message dict with OpenAI ``tool_calls``) and whose observation
-is one chat message ``{"role": "user" | "tool", "content": str}``. Subclasses
-implement :meth:`setup` (build the first prompt from a :class:`Task`) and declare
-tools as typed methods (see :mod:`agentgym.core.tools`), or override :meth:`on_text`
-for free-form replies. The base class owns everything else: task sampling, parsing,
-argument validation, invalid-action and turn limits, episode bookkeeping and the
-``info`` keys the rest of agentgym relies on:
+A :class:`TextEnv` is a :class:`gymnasium.Env` and an :class:`~agentgym.core.protocol.AsyncEnv`.
+Its action is the model's reply (text, or an assistant message with OpenAI ``tool_calls``);
+its observation is one chat message. Subclasses implement :meth:`setup` (build the first
+prompt from a :class:`Task`) and declare tools as typed methods (see
+:mod:`agentgym.core.tools`), or override :meth:`on_text` for free-form replies. The base
+class owns everything else: task sampling, parsing, argument validation, invalid-action
+and turn limits, episode bookkeeping and the ``info`` keys the rest of agentgym relies on:
 
 * ``info["turn"]``: 1-based index of the step just taken;
 * ``info["invalid_action"]``: whether this step's action was rejected;
 * ``info["invalid_actions"]``: how many were rejected so far this episode;
 * ``info["success"]``: ``bool``, present on the last step (terminated or truncated);
 * ``info["valid_actions"]``: present when the environment can list them.
+
+Through the async protocol (``areset``, ``astep``, ``aprogress``...) every sync hook of a
+subclass (``setup``, sync tools, ``on_text``, ``hint``, ``progress``, ``oracle_action``,
+``valid_actions``, ``close``) runs on a worker thread, never on the event loop, one hook at
+a time per instance; ``async`` hooks are awaited. A reply's tool calls are each answered by
+a ``tool`` message carrying the call's ``tool_call_id``; the gymnasium ``step`` merges them
+into its one observation and lists them in ``info["messages"]``.
 
 Model output never raises: garbage, empty, huge or malformed replies produce an
 observation saying what was wrong. Tools signal a bad argument by raising
@@ -23,34 +29,44 @@ propagates.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import threading
 from typing import Any, ClassVar
 
 import gymnasium as gym
-import numpy as np
 
-from agentgym.core.actions import ActionError, ToolCall, parse_tool_calls, reply_text
+from agentgym.core.actions import ActionError, ToolCall, openai_call, parse_text, read_reply, reply_text
+from agentgym.core.hooks import HookRunner, is_async
+from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, Message, StepResult, merge_messages
 from agentgym.core.spaces import AnyText, message_space
 from agentgym.core.task import Split, Task, split_of
 from agentgym.core.tools import ToolSpec, collect_tools
+from agentgym.core.workers import off_loop
 from agentgym.errors import UserError
 
 Observation = dict[str, str]
+_UNREAD = object()  # a reply's text not parsed for tool calls yet
 
 
 class ToolError(ValueError):
     """Raised by a tool for a bad argument; its message is shown to the model."""
 
 
-class TextEnv(gym.Env):
+class TextEnv(HookRunner, gym.Env, AsyncEnv):
     """A multi-turn text environment (see the module docstring for the contract)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
     #: Shown as the system message; tool schemas are passed separately to the policy.
     system_prompt: ClassVar[str] = ""
-    #: Whether steps block (I/O, subprocesses): then ``astep`` runs them in a worker thread.
-    blocking: ClassVar[bool] = True
+    #: The hooks this class overrides (set per subclass; steps skip the others without a call),
+    #: and the optional protocol hooks among them (what reset info's ``hooks`` says).
+    _own_hooks: ClassVar[frozenset[str]] = frozenset()
+    _protocol_hooks: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_hooks = frozenset(name for name in (*OPTIONAL_HOOKS, "on_text", "close")
+                                   if getattr(cls, name) is not getattr(TextEnv, name, None))
+        cls._protocol_hooks = tuple(name for name in OPTIONAL_HOOKS if name in cls._own_hooks)
 
     def __init__(
         self,
@@ -82,6 +98,7 @@ class TextEnv(gym.Env):
         self.task: Task | None = None
         self._done = True
         self._last_obs: Observation | None = None
+        self._hook_lock = threading.RLock()  # one hook at a time per instance, whatever thread runs it
 
     # ----------------------------------------------------------------- subclass API
     def setup(self, task: Task) -> str:
@@ -145,30 +162,51 @@ class TextEnv(gym.Env):
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        task = self._choose_task(options or {})
-        prompt = _run_sync(self._call(self.setup, task), inspect.iscoroutinefunction(self.setup))
-        return self._start(task, prompt)
+        return self._run_sync(self._areset(seed, options), self._reset_suspends())
 
     def step(self, action: Any):
+        """Gymnasium's step: one observation (several tool results merged), the list in ``info["messages"]``."""
         self._check_running()
-        return _run_sync(self._astep(action), self._has_async_tools())
+        result = self._run_sync(self._astep(action), self._step_suspends())
+        info = result.info  # made for this step: gymnasium's copy may hold the messages too
+        info["messages"] = result.messages
+        return self._last_obs, result.reward, result.terminated, result.truncated, info
 
+    # ----------------------------------------------------------------- async protocol
     async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Async ``reset``: awaits an async ``setup``; blocking envs run in a worker thread."""
-        if self.blocking and not inspect.iscoroutinefunction(self.setup):
-            return await asyncio.to_thread(self.reset, seed=seed, options=options)
-        super().reset(seed=seed)
-        task = self._choose_task(options or {})
-        prompt = await self._call(self.setup, task)
-        return self._start(task, prompt)
+        """Start an episode: the first user message and the reset info (``task`` included)."""
+        if self._reset_suspends():
+            return await self._areset(seed, options)
+        return await off_loop(self._drive, self._areset(seed, options))
 
-    async def astep(self, action: Any):
-        """Async ``step``: awaits async tools; blocking envs run in a worker thread."""
+    async def astep(self, message: Message | str) -> StepResult:
+        """Answer the assistant's reply (see :meth:`_astep` for how it is read)."""
         self._check_running()
-        if self.blocking and not self._has_async_tools():
-            return await asyncio.to_thread(self.step, action)
-        return await self._astep(action)
+        if self._step_suspends():
+            return await self._astep(message)
+        return await off_loop(self._drive, self._astep(message))
+
+    async def aprogress(self) -> float | None:
+        value = await self._hook(self.progress, TextEnv.progress)
+        return None if value is None else float(value)
+
+    async def ahint(self) -> str | None:
+        value = await self._hook(self.hint, TextEnv.hint)
+        return None if value is None else str(value)
+
+    async def aoracle_action(self) -> Message | str | None:
+        try:
+            return await self._hook(self.oracle_action, TextEnv.oracle_action)
+        except NotImplementedError:
+            return None
+
+    async def avalid_actions(self) -> list[str] | None:
+        value = await self._hook(self.valid_actions, TextEnv.valid_actions)
+        return None if value is None else [str(v) for v in value]
+
+    async def aclose(self) -> None:
+        if "close" in self._own_hooks:
+            await self._call(self.close)
 
     def render(self):
         text = self.render_text()
@@ -193,18 +231,28 @@ class TextEnv(gym.Env):
                 return candidate
         raise RuntimeError("the task generator produced no task of the requested split")
 
-    def _start(self, task: Task, prompt: str):
+    async def _areset(self, seed: int | None, options: dict[str, Any] | None):
+        gym.Env.reset(self, seed=seed)
+        if self._driving_sync and self._driver == threading.get_ident():  # hooks are sync: call them directly
+            task = self._choose_task(options or {})
+            prompt = self.setup(task)
+        else:
+            task = await self._call(self._choose_task, options or {})
+            prompt = await self._call(self.setup, task)
         self.task = task
         self.turn = 0
         self.invalid_actions = 0
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
-        info: dict[str, Any] = {"task_id": task.id, "system_prompt": self.system_prompt}
+        info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
+                                "hooks": self._protocol_hooks}
         if self.tools:
             info["tools"] = self.tool_schemas
-        valid = self.valid_actions()
-        if valid is not None:
-            info["valid_actions"] = valid
+        if "valid_actions" in self._own_hooks:
+            fn = self.valid_actions
+            valid = fn() if self._driving_sync and self._driver == threading.get_ident() else await self._call(fn)
+            if valid is not None:
+                info["valid_actions"] = valid
         return self._last_obs, info
 
     def _check_running(self) -> None:
@@ -213,42 +261,49 @@ class TextEnv(gym.Env):
         if self._done:
             raise gym.error.ResetNeeded("the episode is over; call reset() to start a new one")
 
-    async def _astep(self, action: Any):
+    async def _astep(self, action: Any) -> StepResult:
+        """One step. ``action`` is an assistant message or its text; text is read like the rollout
+        engine reads it (:func:`~agentgym.core.actions.reply_message`). Calls in ``tool_calls`` are
+        answered one tool message each; a message without tool calls goes to :meth:`on_text`."""
         self.turn += 1
+        # this thread drives the step and none of its hooks is async: call them directly
+        direct = self._driving_sync and self._driver == threading.get_ident()
         self._step_reward = 0.0
         self._terminated = False
         self._success = False
         self._end_info: dict[str, Any] = {}
-        text = reply_text(action)
-        role = "user"
-        invalid = False
-        if len(text) > self.max_action_chars:
-            content, invalid = f"Error: the reply is {len(text)} characters long; the limit is {self.max_action_chars}.", True
+        parsed: Any = _UNREAD
+        raw_calls: Any = None
+        if isinstance(action, str):  # read as the rollout engine reads a reply, parsed once
+            text, parsed = action, parse_text(action, self._tool_params())
+            if isinstance(parsed, list):
+                raw_calls = read_reply(action, self._tool_params(), self.turn)[0]["tool_calls"]
         else:
-            calls = parse_tool_calls(action, self.tools)
-            if calls is None:
-                try:
-                    handled = self.on_text(text)
-                except ToolError as exc:  # the env rejects the reply and says why
-                    handled = ActionError(str(exc))
-                if isinstance(handled, ActionError):
-                    calls = handled
-                elif isinstance(handled, str):
-                    calls, content = [], handled
-                elif handled is None:
-                    calls, content, invalid = [], self._no_action_message(), True
-                else:
-                    calls = handled
-            if isinstance(calls, ActionError):
-                content, invalid = f"Error: {calls.message}", True
-            elif calls:
-                role = "tool"
-                content, invalid = await self._run_calls(calls)
+            raw_calls = action.get("tool_calls") if isinstance(action, dict) else None
+            text = reply_text(action)
+        size = len(text) + sum(len(str(c)) for c in raw_calls) if isinstance(raw_calls, list) else len(text)
+        ids: list[str] | None = None
+        if isinstance(raw_calls, list) and raw_calls:
+            ids = [c.get("id") if isinstance(c, dict) and isinstance(c.get("id"), str) else f"call_{self.turn}_{i}"
+                   for i, c in enumerate(raw_calls)]
+        if not isinstance(action, (str, dict)):
+            outputs, invalid = [("", f"Error: an action must be text or an assistant message, "
+                                     f"not {type(action).__name__}.")], True
+        elif size > self.max_action_chars:
+            error = f"Error: the reply is {size} characters long; the limit is {self.max_action_chars}."
+            outputs, invalid = [("", error)] * (len(ids) if ids else 1), True
+        elif raw_calls is not None and not isinstance(raw_calls, list):
+            outputs, invalid = [("", "Error: tool_calls must be a list.")], True
+        elif ids:
+            outputs, invalid = await self._run_calls([openai_call(c) for c in raw_calls], direct)
+        else:
+            outputs, invalid = await self._on_reply(text, parsed, direct)
         if invalid:
             self.invalid_actions += 1
             if self.invalid_actions > self.max_invalid_actions and not self._terminated:
                 self.finish(0.0, False, reason="too many invalid actions")
-                content += f"\nToo many invalid actions ({self.invalid_actions}); the episode is over."
+                name, last = outputs[-1]
+                outputs[-1] = (name, last + f"\nToo many invalid actions ({self.invalid_actions}); the episode is over.")
         terminated = self._terminated
         truncated = not terminated and self.turn >= self.max_turns
         info: dict[str, Any] = {"turn": self.turn, "invalid_action": invalid, "invalid_actions": self.invalid_actions}
@@ -258,36 +313,66 @@ class TextEnv(gym.Env):
             if truncated:
                 info["reason"] = "turn limit"
             info.update(self._end_info)
-        else:
-            valid = self.valid_actions()
+        elif "valid_actions" in self._own_hooks:
+            fn = self.valid_actions
+            valid = fn() if direct else await self._call(fn)
             if valid is not None:
                 info["valid_actions"] = valid
-        self._last_obs = {"role": role, "content": content}
-        return self._last_obs, self._step_reward, terminated, truncated, info
+        if ids:
+            messages = [{"role": "tool", "tool_call_id": i, **({"name": n} if n else {}), "content": o}
+                        for i, (n, o) in zip(ids, outputs)]
+        else:
+            content = outputs[0][1] if len(outputs) == 1 else "\n\n".join(f"[{n}] {o}" for n, o in outputs)
+            messages = [{"role": "user", "content": content}]
+        self._last_obs = messages[0] if not ids else merge_messages(messages)
+        return StepResult(messages, self._step_reward, terminated, truncated, info)
 
-    async def _run_calls(self, calls: list[ToolCall]) -> tuple[str, bool]:
+    async def _on_reply(self, text: str, parsed: Any, direct: bool) -> tuple[list[tuple[str, str]], bool]:
+        """A reply without tool calls: a call written in its text, else :meth:`on_text`."""
+        calls = parse_text(text, self._tool_params()) if parsed is _UNREAD else parsed
+        if calls is None:
+            fn = self.on_text
+            try:
+                handled = (None if "on_text" not in self._own_hooks else fn(text) if direct
+                           else await self._call(fn, text))
+            except ToolError as exc:  # the env rejects the reply and says why
+                handled = ActionError(str(exc))
+            if isinstance(handled, str):
+                return [("", handled)], False
+            if handled is None:
+                return [("", self._no_action_message())], True
+            calls = handled
+        if isinstance(calls, ActionError):
+            return [("", f"Error: {calls.message}")], True
+        return await self._run_calls(calls, direct)
+
+    async def _run_calls(self, calls: list[ToolCall | ActionError], direct: bool) -> tuple[list[tuple[str, str]], bool]:
+        """Each call's (tool name, output); whether any was invalid."""
         outputs, invalid = [], False
         for call in calls:
+            if isinstance(call, ActionError):
+                outputs.append(("", f"Error: {call.message}"))
+                invalid = True
+                continue
             if self._terminated:
-                outputs.append(f"[{call.name}] skipped: the episode already ended.")
+                outputs.append((call.name, f"[{call.name}] skipped: the episode already ended."))
                 continue
             spec = self.tools.get(call.name)
             if spec is None:
                 known = ", ".join(self.tools) or "none"
-                outputs.append(f"Error: unknown tool {call.name!r}; available tools: {known}.")
+                outputs.append((call.name, f"Error: unknown tool {call.name!r}; available tools: {known}."))
                 invalid = True
                 continue
             try:
                 args = spec.validate(call.arguments)
-                result = await self._call(getattr(self, spec.method_name), **args)
+                fn = getattr(self, spec.method_name)
+                result = fn(**args) if direct else await self._call(fn, **args)
             except ValueError as exc:  # includes ToolError and argument validation
-                outputs.append(f"Error in {call.name}: {exc}")
+                outputs.append((call.name, f"Error in {call.name}: {exc}"))
                 invalid = True
                 continue
-            outputs.append(str(result) if result is not None else "")
-        if len(calls) == 1:
-            return outputs[0], invalid
-        return "\n\n".join(f"[{c.name}] {o}" for c, o in zip(calls, outputs)), invalid
+            outputs.append((call.name, str(result) if result is not None else ""))
+        return outputs, invalid
 
     def _no_action_message(self) -> str:
         if self.tools:
@@ -298,18 +383,32 @@ class TextEnv(gym.Env):
             )
         return "Error: no action found in the reply."
 
-    def _has_async_tools(self) -> bool:
-        cached = self.__dict__.get("_async_tools")
+    def _tool_params(self) -> dict[str, tuple[str, ...]]:
+        cached = self.__dict__.get("_params")
         if cached is None or cached[0] is not self.tools:  # cached: this runs on every step
-            cached = self._async_tools = (self.tools, any(s.is_async for s in self.tools.values()))
+            cached = self._params = (self.tools, {name: spec.param_order for name, spec in self.tools.items()})
         return cached[1]
 
-    @staticmethod
-    async def _call(fn, *args, **kwargs):
-        result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+    def _reset_suspends(self) -> bool:
+        """Whether a reset awaits something (an async ``setup`` or hook): then it runs on the loop."""
+        return is_async(self.setup) or is_async(self.generate_task) or is_async(self.valid_actions)
+
+    def _step_suspends(self) -> bool:
+        """Whether a step awaits something (an async tool or hook): then it runs on the loop."""
+        cached = self.__dict__.get("_suspends")
+        if cached is None or cached[0] is not self.tools:
+            hooks = (self.on_text, self.valid_actions)
+            suspends = any(s.is_async for s in self.tools.values()) or any(map(is_async, hooks))
+            cached = self._suspends = (self.tools, suspends)
+        return cached[1]
+
+    async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
+        """A hook's value; None without a thread hop when the subclass did not override it."""
+        if getattr(type(self), fn.__name__) is base:
+            return None
+        return await self._call(fn, *args)
+
+
 
 
 _TOOL_CACHE: dict[type, dict[str, ToolSpec]] = {}
@@ -319,27 +418,3 @@ def _tools_of(cls: type) -> dict[str, ToolSpec]:
     if cls not in _TOOL_CACHE:
         _TOOL_CACHE[cls] = collect_tools(cls)
     return _TOOL_CACHE[cls]
-
-
-def _run_sync(coro, suspends: bool):
-    """Run a coroutine to completion from sync code.
-
-    Steps whose tools are all sync never suspend: one ``send`` finishes them with no
-    event loop (cheap). Async ones get a private loop, in a helper thread when a loop is
-    already running in this thread.
-    """
-    if not suspends:
-        try:
-            coro.send(None)
-        except StopIteration as stop:
-            return stop.value
-        coro.close()
-        raise RuntimeError("a step suspended although none of its tools is async")
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import re
 import threading
 from dataclasses import dataclass, field
@@ -69,16 +70,27 @@ def register(
     description: str = "",
     extra: str | None = None,
     suites: list[str] | None = None,
+    override: bool = False,
     **kwargs: Any,
 ) -> EnvSpec:
     """Register an environment under a versioned id such as ``"maze/v0"``.
 
     ``entry_point`` is ``"module:Class"`` (imported lazily) or a callable; ``kwargs``
-    become the defaults :func:`make` passes (and its overrides replace).
+    become the defaults :func:`make` passes (and its overrides replace). An id that is
+    already registered differently raises ``ValueError`` unless ``override=True``; the very
+    same registration again is a no-op.
     """
     if not _ID.match(id):
         raise ValueError(f"environment id {id!r} must look like 'name/v0'")
+    load_plugins()  # a duplicate of an entry point's id is caught whichever registers first
     spec = EnvSpec(id, entry_point, dict(kwargs), description, extra, list(suites or []))
+    if _REGISTRY.get(id) == spec:
+        return _REGISTRY[id]  # the same registration again (a plugin's register() called twice)
+    if id in _REGISTRY and not override:
+        old = _REGISTRY[id].entry_point
+        where = old if isinstance(old, str) else getattr(old, "__qualname__", repr(old))
+        raise ValueError(f"environment id {id!r} is already registered (by {where}); "
+                         "pick another id or version, or pass override=True to replace it")
     _REGISTRY[id] = spec
     return spec
 
@@ -131,13 +143,69 @@ def spec(id: str) -> EnvSpec:
 
 
 def make(id: str, **overrides: Any):
-    """Build the environment registered as ``id`` with its defaults updated by ``overrides``."""
+    """Build the environment registered as ``id`` with its defaults updated by ``overrides``.
+
+    The arguments are checked against the entry point's signature first, so a mistake in
+    them is a :class:`UserError` naming the argument, and a ``TypeError`` raised inside the
+    environment's own constructor surfaces as itself.
+    """
     env_spec = spec(id)
     factory = env_spec.load()
     kwargs = {**env_spec.kwargs, **overrides}
-    try:
-        env = factory(**kwargs)
-    except TypeError as exc:
-        raise UserError(f"bad arguments for {env_spec.id}: {exc}.") from exc
+    check_arguments(env_spec.id, factory, kwargs)
+    env = factory(**kwargs)
     env.spec_id = env_spec.id
     return env
+
+
+def check_arguments(env_id: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Raise :class:`UserError` when ``factory`` cannot take ``kwargs`` (unknown or missing names).
+
+    A class whose ``__init__`` takes ``**kwargs`` hands them to its base: the bases' signatures
+    are followed along the MRO until one takes no ``**kwargs``.
+    """
+    accepted: dict[str, inspect.Parameter] = {}
+    for params in _signatures(factory):
+        open_ended = False
+        for p in params:
+            if p.kind is p.VAR_KEYWORD:
+                open_ended = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in accepted:
+                accepted[p.name] = p
+        if not open_ended:
+            break
+    else:
+        return  # every signature takes **kwargs: anything goes
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        names = ", ".join(n for n, p in accepted.items() if p.kind is not p.POSITIONAL_ONLY) or "none"
+        close = difflib.get_close_matches(unknown[0], list(accepted), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"bad arguments for {env_id}: it takes no argument {unknown[0]!r}{hint}; "
+                        f"its arguments are: {names}.")
+    missing = [n for n, p in accepted.items() if p.default is p.empty and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+               and n not in kwargs]
+    if missing:
+        raise UserError(f"bad arguments for {env_id}: the argument {missing[0]!r} is required.")
+
+
+def _signatures(factory: Callable[..., Any]) -> list[list[inspect.Parameter]]:
+    """The parameter lists a call of ``factory`` meets (``__init__`` along the MRO for a class)."""
+    if not isinstance(factory, type):
+        try:
+            return [list(inspect.signature(factory).parameters.values())]
+        except (TypeError, ValueError):  # builtins without a signature: let the call decide
+            return [[inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]]
+    out = []
+    for cls in factory.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        if cls is object:
+            break
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]  # drop self
+        except (TypeError, ValueError):
+            params = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+        out.append(params)
+    return out or [[]]

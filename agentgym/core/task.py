@@ -25,16 +25,17 @@ class Task(BaseModel):
     """One task: an id, inputs shown to the policy, hidden reference data, metadata.
 
     ``rubric`` optionally attaches a rubric (see :mod:`agentgym.rewards`) in its
-    serialised form.
+    serialised form. The reference and rubric are left out of ``repr``/``str``: printing or logging a
+    task (or an env's reset info, which carries it) never shows the hidden answer.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     inputs: dict[str, Any] = Field(default_factory=dict)
-    reference: dict[str, Any] = Field(default_factory=dict)
+    reference: dict[str, Any] = Field(default_factory=dict, repr=False)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    rubric: Any = None
+    rubric: Any = Field(None, repr=False)
 
     def fingerprint(self) -> str:
         """A stable hash of what the policy sees: equal inputs, equal fingerprint."""

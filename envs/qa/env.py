@@ -69,7 +69,6 @@ class QAEnv(TextEnv):
         "Answer the user's question correctly and concisely, with a short explanation when the question asks why. "
         "Give your final answer with the answer tool or as a plain reply."
     )
-    blocking: ClassVar[bool] = False
 
     def __init__(self, *, data: str | None = None, judge: Any = None, success_threshold: float = 0.5,
                  max_turns: int = 2, **kwargs: Any):

@@ -35,7 +35,6 @@ class SearchEnv(TextEnv):
     """BM25 search over a corpus; single- and multi-hop questions; answers with citations."""
 
     system_prompt = SYSTEM_PROMPT
-    blocking = True
 
     def __init__(
         self,

@@ -23,7 +23,8 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from agentgym.core.env import TextEnv, ToolError, _run_sync
+from agentgym.core.env import TextEnv, ToolError
+from agentgym.core.hooks import run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
 from agentgym.errors import UserError
@@ -115,7 +116,6 @@ class SweEnv(TextEnv):
     """
 
     system_prompt: ClassVar[str] = SYSTEM_PROMPT
-    blocking: ClassVar[bool] = False
 
     def __init__(self, *, backend: str = "auto", pool_size: int = 0, reuse: bool = True, cmd_timeout: float = 60.0,
                  test_timeout: float = 300.0, max_output: int = 8_000, memory_mb: int = 2048, cpus: float = 1.0,
@@ -167,7 +167,7 @@ class SweEnv(TextEnv):
 
     def close(self) -> None:
         if self.sandbox is not None or self._grader is not None:
-            _run_sync(self.aclose_sandbox(), True)
+            run_sync(self.aclose_sandbox())
         super().close()
 
     async def _box(self) -> Sandbox:
@@ -362,9 +362,11 @@ class SweEnv(TextEnv):
         cmd = ref["test_cmd"]
         return cmd.rsplit(" --color=no ", 1)[0] + " --color=no " + " ".join(files) if " --color=no " in cmd else cmd
 
-    async def aprogress(self) -> float:
+    async def aprogress(self) -> float | None:
         """Fraction of FAIL_TO_PASS tests that pass on the agent's changes now, graded like
         ``submit`` in a second sandbox (the agent's own is left as it is)."""
+        if self.task is None or self._spec is None:
+            return None
         if self.graded is not None:
             return self.graded.progress
         if self._progress and self._progress[0] == self.turn:
@@ -387,9 +389,9 @@ class SweEnv(TextEnv):
         return result.progress
 
     def progress(self) -> float | None:
-        if self.task is None or self.sandbox is None:
+        if self.task is None or self._spec is None:
             return None
-        return _run_sync(self.aprogress(), True)
+        return run_sync(self.aprogress())
 
     def hint(self) -> str | None:
         if self.task is None:

@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import gymnasium as gym
 import pytest
@@ -119,16 +120,31 @@ def test_async_tools_work_sync_and_async():
         await env.areset()
         return await env.astep("wait[1]")
 
-    obs, reward, term, trunc, info = asyncio.run(run())
-    assert term and info["success"]
+    result = asyncio.run(run())
+    assert result.terminated and result.info["success"]
+    (message,) = result.messages
+    assert message["role"] == "tool" and message["content"] == "waited" and message["tool_call_id"] == "call_1_0"
 
 
-def test_astep_runs_blocking_env_in_thread():
-    env = CounterEnv(task=Task(id="x", inputs={"target": 2}))
-    env.blocking = True
+def test_astep_runs_sync_hooks_off_the_event_loop():
+    threads = []
+
+    class Watched(CounterEnv):
+        def setup(self, task):
+            threads.append(threading.current_thread().name)
+            return super().setup(task)
+
+        def on_text(self, text):
+            threads.append(threading.current_thread().name)
+            return "no"
+
+    env = Watched(task=Task(id="x", inputs={"target": 2}))
 
     async def run():
         await env.areset()
+        await env.astep({"role": "assistant", "content": "hello"})
         return await env.astep("add[2]")
 
-    assert asyncio.run(run())[3] is False and env.done
+    result = asyncio.run(run())
+    assert not result.truncated and env.done
+    assert threads and all(name.startswith("agentgym-env") for name in threads), threads

@@ -75,7 +75,7 @@ def test_vllm_agrees_with_hf_on_the_default_model_and_follows_weight_updates(def
             state["model.norm.weight"].mul_(1.5)
             state["model.layers.0.mlp.down_proj.weight"].mul_(-1.0)
             assert await engine.update_weights(state) == 1
-            hf.update_weights(state)
+            await hf.update_weights(state)
             probe = [chat(q, temperature=1.0, max_tokens=16, seed=1) for q in QUESTIONS[:4]]
             for request, (completion,) in zip(probe, await engine.generate(probe)):
                 assert completion.version == 1
@@ -138,3 +138,22 @@ def test_openai_client_against_vllm_serve(tiny_model):
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_vllm_tool_parser_reads_calls_with_vllms_own_parser():
+    """The hermes parser class of vLLM, in process, on replies the tiny tokenizer encodes."""
+    from agentgym.errors import UserError
+    from agentgym.policy.tiny import build_tokenizer
+    from agentgym.policy.vllm_engine import ToolCallParser
+
+    tools = [{"type": "function", "function": {"name": "move", "description": "Walk.", "parameters": {
+        "type": "object", "properties": {"direction": {"type": "string"}}}}}]
+    parser = ToolCallParser("hermes", build_tokenizer())
+    text, calls = parser.parse('Going. <tool_call>{"name": "move", "arguments": {"direction": "up"}}</tool_call>'
+                               '<tool_call>{"name": "move", "arguments": {"direction": "left"}}</tool_call>', tools)
+    assert text.strip() == "Going." and [c["function"]["name"] for c in calls] == ["move", "move"]
+    assert [c["function"]["arguments"] for c in calls] == ['{"direction": "up"}', '{"direction": "left"}']
+    assert all(c["id"] and c["type"] == "function" for c in calls) and calls[0]["id"] != calls[1]["id"]
+    assert parser.parse("just words", tools) == ("just words", None)
+    with pytest.raises(UserError, match="no tool parser"):
+        ToolCallParser("no-such-parser", build_tokenizer())
