@@ -122,7 +122,13 @@ def parse_tool_calls(action: Any, tools: dict[str, Any]) -> list[ToolCall] | Act
         return next((c for c in calls if isinstance(c, ActionError)), calls)  # type: ignore[return-value]
     if not isinstance(action, (str, dict)):
         return ActionError(f"an action must be text or an assistant message, not {type(action).__name__}")
-    return parse_text(reply_text(action), {name: getattr(spec, "param_order", spec) for name, spec in tools.items()})
+    return parse_text(reply_text(action), {name: _param_order(spec) for name, spec in tools.items()})
+
+
+def _param_order(spec: Any) -> Sequence[str]:
+    """A tool's parameter names in order, from a spec or given as a sequence (else none)."""
+    order = getattr(spec, "param_order", spec)
+    return tuple(order) if isinstance(order, (tuple, list)) else ()
 
 
 def openai_call(item: Any) -> ToolCall | ActionError:

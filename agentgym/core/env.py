@@ -281,7 +281,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         else:
             raw_calls = action.get("tool_calls") if isinstance(action, dict) else None
             text = reply_text(action)
-        size = len(text) + sum(len(str(c)) for c in raw_calls) if isinstance(raw_calls, list) else len(text)
+        size = len(text) + _calls_size(raw_calls) if isinstance(raw_calls, list) else len(text)
         ids: list[str] | None = None
         if isinstance(raw_calls, list) and raw_calls:
             ids = [c.get("id") if isinstance(c, dict) and isinstance(c.get("id"), str) else f"call_{self.turn}_{i}"
@@ -418,3 +418,16 @@ def _tools_of(cls: type) -> dict[str, ToolSpec]:
     if cls not in _TOOL_CACHE:
         _TOOL_CACHE[cls] = collect_tools(cls)
     return _TOOL_CACHE[cls]
+
+
+def _calls_size(raw_calls: list) -> int:
+    """Characters in a reply's raw tool calls. Calls that cannot be printed (integers past
+    Python's digit limit, nesting past the recursion limit) count as nothing here: parsing
+    them refuses them with a message for the model."""
+    size = 0
+    for call in raw_calls:
+        try:
+            size += len(str(call))
+        except (ValueError, RecursionError):
+            continue
+    return size
