@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from agentgym.view.episodes import as_dict, as_list, content_text, number
+from agentgym.view.episodes import as_dict, as_list, content_text, number, reward_parts
 
 # Metadata keys shown elsewhere on the page, or too bulky to be worth showing.
 _SHOWN_META = {"guidance", "guided", "traceback", "unguided_prompt_ids", "eval"}
@@ -167,7 +167,7 @@ def episode_view(data: Mapping[str, Any], *, reveal: bool = False) -> EpisodeVie
         task=task,
         has_reference=has_reference,
         reference=reference,
-        reward_parts=data.get("reward_parts"),
+        reward_parts=reward_parts(data),
         sampled_tokens=int(sampled),
         total_tokens=len(as_list(data.get("token_ids"))),
         metadata={k: v for k, v in meta.items() if k not in _SHOWN_META},

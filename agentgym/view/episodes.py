@@ -58,6 +58,13 @@ def number(value: Any, default: float | None = 0.0) -> float | None:
     return float(value) if value == value and abs(value) != float("inf") else default
 
 
+def reward_parts(data: Mapping[str, Any]) -> Any:
+    """A trajectory's reward parts: ``rewards`` (the scoring pass's ``RewardParts``), or
+    ``reward_parts`` as other writers name them."""
+    parts = data.get("rewards")
+    return parts if parts not in (None, {}) else data.get("reward_parts")
+
+
 def summarize_line(line: bytes) -> dict[str, Any] | None:
     """What the list and the filters need from one trajectory line; None when it is not one."""
     mask = _MASK.search(line)
@@ -70,9 +77,9 @@ def summarize_line(line: bytes) -> dict[str, Any] | None:
     if not sampled:
         sampled = int(sum(number(t.get("num_tokens")) or 0 for t in turns))
     task = as_dict(data.get("task"))
-    reward = number(data.get("reward"), None)
+    reward = number(as_dict(reward_parts(data)).get("total"), None)  # what the learner trained on
     if reward is None:
-        reward = number(as_dict(data.get("reward_parts")).get("total"), None)
+        reward = number(data.get("reward"), None)
     step = meta.get("step")
     status = data.get("status")
     return {

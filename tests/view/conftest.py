@@ -1,7 +1,7 @@
 """Run folders written the way `agentgym train` and `agentgym eval` write them, small and fast.
 
 Trajectories come from the real :class:`~agentgym.rollout.trajectory.Trajectory` (plus the fields
-of the redesigned env boundary: ``task``, ``reward_parts``, OpenAI ``tool_calls``), and eval
+of the redesigned env boundary: ``task``, ``rewards`` (the scoring pass's parts), OpenAI ``tool_calls``), and eval
 results from the real ``agentgym.eval.metrics.summarize``, so the viewer reads what the writers
 produce. Tests that need a real training run use ``tests/view/test_browser.py``'s fixture.
 """
@@ -140,13 +140,13 @@ def make_trajectory(
     # fields of the redesigned env boundary (issue #14); readers must show them when present
     data["task"] = {
         "id": f"task-{i // 4}",
-        "env_id": env,
         "inputs": {"size": 3 + i % 2},
         "reference": {"answer": SECRET},
     }
-    data["reward_parts"] = {
-        "env": 1.0 if success else 0.0,
-        "rubric": [{"name": "tidy", "score": 0.5}],
+    data["rewards"] = {
+        "outcome": 1.0 if success else 0.0,
+        "rubric": 0.5,
+        "criteria": {"tidy": 0.5},
         "total": data["reward"],
     }
     return data
