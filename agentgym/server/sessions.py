@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable
 
+from agentgym.core.env import TextEnv
 from agentgym.core.factory import EnvFactory, LocalEnvFactory
 from agentgym.core.protocol import AsyncEnv
 from agentgym.core.registry import registry, spec
@@ -87,8 +88,10 @@ class Session:
         if self.done:
             raise ProtocolError(ErrorCode.VALIDATION_ERROR,
                                 f"episode {self.episode_id} is over: send a reset to start another")
+        # text goes to a TextEnv as text: it reads tool calls written in it as the rollout engine does
+        reply = data.action if data.action is not None and isinstance(self.env, TextEnv) else data.reply()
         try:
-            result = await self._call("step", self.env.astep(data.reply()))
+            result = await self._call("step", self.env.astep(reply))
         except ProtocolError:
             self.done = True  # an env that failed mid-step is in no known state: a reset must come first
             raise

@@ -91,7 +91,9 @@ async def test_episode_and_state(serve):
         assert {t["function"]["name"] for t in meta["tools"]} == {"echo", "wait", "crash"}
         assert meta["info"]["task"]["reference"]  # the task, hidden reference included, for scoring
         step = await c.step(action='<tool_call>{"name": "echo", "arguments": {"text": "hi"}}</tool_call>')
-        assert step["data"]["observation"] == {"role": "user", "content": "echo hi"}
+        assert step["data"]["observation"] == {"role": "tool", "content": "echo hi"}  # a call written in the text
+        step = await c.step(action="just words")
+        assert step["data"]["observation"]["role"] == "user" and step["data"]["metadata"]["info"]["invalid_action"]
         assert step["data"]["reward"] == 0.0 and step["data"]["done"] is False
         native = {"role": "assistant", "content": None, "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "echo", "arguments": '{"text": "a"}'}},
@@ -103,7 +105,7 @@ async def test_episode_and_state(serve):
             ("tool", "c1", "echo a"), ("tool", "c2", "echo done")]
         assert data["metadata"]["success"] is True and data["metadata"]["terminated"] is True
         state = await c.send({"type": "state", "data": {"include": ["progress", "hint", "oracle_action"]}})
-        assert state["data"] == {"episode_id": "ep-1", "step_count": 2, "env_id": "server-probe/v0", "done": True,
+        assert state["data"] == {"episode_id": "ep-1", "step_count": 3, "env_id": "server-probe/v0", "done": True,
                                  "progress": 0.5, "hint": "say done", "oracle_action": ProbeOracle}
         await ws.send(json.dumps({"type": "close"}))
         await asyncio.wait_for(ws.wait_closed(), 10)
