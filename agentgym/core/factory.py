@@ -61,21 +61,20 @@ class LocalEnvFactory:
         return None
 
 
-SCHEMES: dict[str, str] = {"local": "agentgym.core.factory:LocalEnvFactory"}
+SCHEMES: dict[str, str] = {"local": "agentgym.core.factory:LocalEnvFactory",
+                           "remote": "agentgym.server.remote:RemoteEnvFactory"}
 """Factory spec scheme -> ``"module:callable"`` taking the text after ``scheme:`` (empty for ``local``)."""
 
 
 def env_factory(spec_or_factory: str | EnvFactory | None = None) -> EnvFactory:
-    """The factory a spec names: None or ``"local"`` (the registry), or ``"SCHEME:ADDRESS"``."""
+    """The factory a spec names: None or ``"local"`` (the registry), or ``"SCHEME:ADDRESS"``
+    (``"remote:ws://HOST:PORT"``, several servers comma-separated)."""
     if spec_or_factory is not None and not isinstance(spec_or_factory, str):
         return spec_or_factory
     text = (spec_or_factory or "local").strip()
     scheme, _, address = text.partition(":")
     target = SCHEMES.get(scheme)
     if target is None:
-        if scheme == "remote":
-            raise UserError("remote environments need agentgym's environment server (serve-envs), which this "
-                            "installation does not have yet; use the local factory.")
         raise UserError(f"unknown env factory {text!r}: use 'local' or one of {sorted(SCHEMES)}.")
     module, _, attr = target.partition(":")
     build: Callable[..., EnvFactory] = getattr(importlib.import_module(module), attr)
