@@ -87,7 +87,7 @@ def default_token() -> str | None:
 class RemoteEnvFactory:
     """An :class:`~agentgym.core.factory.EnvFactory` whose environments live on env servers."""
 
-    def __init__(self, address: str | Sequence[str], *, token: str | None = None, progress: bool = True,
+    def __init__(self, address: str | Sequence[str] = "", *, token: str | None = None, progress: bool = True,
                  connect_timeout_s: float = 10.0, capacity_wait_s: float = 60.0):
         self.servers = [_Server(url) for url in server_urls(address)]
         self.token = token if token is not None else default_token()

@@ -184,3 +184,14 @@ async def test_token(serve):
     assert (await env.areset(seed=0))[1]["task_id"]
     await env.aclose()
     await factory.aclose()
+
+
+def test_the_factory_spec():
+    from agentgym.core.factory import env_factory
+
+    factory = env_factory("remote:ws://10.0.0.1:8001, http://10.0.0.2:8001/ws,10.0.0.3:9")
+    assert isinstance(factory, RemoteEnvFactory)
+    assert list(factory.open_sessions) == ["ws://10.0.0.1:8001", "ws://10.0.0.2:8001", "ws://10.0.0.3:9"]
+    for bad in ("remote:", "remote:ftp://x:1"):
+        with pytest.raises(UserError, match="ws://"):
+            env_factory(bad)
