@@ -208,12 +208,14 @@ LIFTED = ("tools", "system_prompt", "valid_actions", "success", "reason")
 def observation(message: Message, reward: float | None, done: bool, info: dict[str, Any],
                 messages: list[Message], *, terminated: bool = False, truncated: bool = False,
                 **extra: Any) -> dict[str, Any]:
-    """An ``observation`` answer; ``extra`` (episode_id, step_count, progress) goes into metadata."""
-    info = jsonable(info)
-    metadata: dict[str, Any] = {"info": info, "messages": jsonable(messages), "terminated": terminated,
+    """An ``observation`` answer; ``extra`` (episode_id, step_count, progress) goes into metadata.
+
+    Values need not be JSON yet (tasks, numpy scalars): :func:`dumps` converts them.
+    """
+    metadata: dict[str, Any] = {"info": info, "messages": messages, "terminated": terminated,
                                 "truncated": truncated}
     metadata.update({k: info[k] for k in LIFTED if k in info})
-    metadata.update(jsonable(extra))
+    metadata.update(extra)
     content = message.get("content")
     role = message.get("role") if message.get("role") in ("user", "tool") else "user"
     return {"type": "observation", "data": {
@@ -229,7 +231,7 @@ def step_observation(result: StepResult, **extra: Any) -> dict[str, Any]:
 
 def state(**fields: Any) -> dict[str, Any]:
     """A ``state`` answer."""
-    return {"type": "state", "data": jsonable(fields)}
+    return {"type": "state", "data": fields}
 
 
 def error(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
@@ -238,8 +240,20 @@ def error(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def dumps(payload: dict[str, Any]) -> str:
-    """Compact JSON; NaN and infinities are not JSON, so :func:`jsonable` has replaced them."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON of an answer. The common case (plain values, tasks) is one ``json.dumps``; a payload
+    that JSON cannot hold as is (NaN, tuple keys) is made :func:`jsonable` first."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+    except (TypeError, ValueError):
+        return json.dumps(jsonable(payload), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _default(value: Any) -> Any:
+    """What ``json.dumps`` cannot encode by itself."""
+    converted = jsonable(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    return converted
 
 
 def jsonable(value: Any) -> Any:
