@@ -20,7 +20,9 @@ class ProbeEnv(TextEnv):
 
     system_prompt = "Probe the server."
 
-    def __init__(self, *, label: str = "probe", **kwargs: Any):
+    def __init__(self, *, label: str = "probe", listed: bool = False, **kwargs: Any):
+        if listed:  # a task list (as search and SWE have) instead of a generator
+            kwargs["tasks"] = [Task(id=f"listed-{i}", inputs={"index": i}, reference={"answer": i}) for i in range(3)]
         super().__init__(**kwargs)
         self.label = label
 

@@ -163,6 +163,21 @@ async def test_every_bad_input_gets_its_code_and_the_server_stays_up(serve):
     assert errors["INVALID_JSON"] == 2 and errors["UNKNOWN_TYPE"] == 3 and errors["FACTORY_ERROR"] == 5
 
 
+async def test_reset_by_task_id_or_task(serve):
+    _, url = await serve()
+    async with connect(url) as ws:
+        c = OpenEnvClient(ws)
+        obs = await c.reset(env_id="server-probe/v0", kwargs={"listed": True}, task_id="listed-2")
+        assert obs["data"]["metadata"]["info"]["task"]["inputs"] == {"index": 2}
+        assert "listed-9" in assert_error(await c.reset(env_id="server-probe/v0", kwargs={"listed": True},
+                                                         task_id="listed-9"), "VALIDATION_ERROR")
+        assert "generates" in assert_error(await c.reset(env_id="server-probe/v0", task_id="probe-1"),
+                                           "VALIDATION_ERROR")
+        task = {"id": "mine", "inputs": {"index": 42}, "reference": {"answer": 0}}
+        obs = await c.reset(env_id="server-probe/v0", task=task)
+        assert obs["data"]["observation"]["content"] == "probe: task mine"
+
+
 async def test_one_env_hosted_needs_no_env_id(serve):
     _, url = await serve(envs=["maze-easy"])
     async with connect(url) as ws:
