@@ -29,7 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentgym import __version__
-from agentgym.core.registry import spec
+from agentgym.core.registry import registry, spec
 from agentgym.core.task import Split, generate_split
 from agentgym.core.workers import off_loop
 from agentgym.errors import UserError
@@ -63,6 +63,7 @@ class EnvServer:
         if max_message_bytes < 1024:
             raise UserError("--max-message-bytes must be at least 1024.")
         self.manager = SessionManager(envs=envs, max_sessions=max_sessions, idle_timeout_s=idle_timeout_s)
+        registry()  # entry points load now, not on the event loop when the first client resets
         self.metrics = Metrics()
         self.token = token.encode() if token else None
         self.max_message_bytes = max_message_bytes
@@ -147,7 +148,7 @@ class EnvServer:
         body = _Creation.model_validate(await _body(request))
         env_id = self.manager.resolve(body.env_id)
         try:
-            self.manager.factory.validate(env_id, body.kwargs)
+            await off_loop(self.manager.factory.validate, env_id, body.kwargs)  # may import the env's module
         except UserError as exc:
             raise ProtocolError(ErrorCode.FACTORY_ERROR, str(exc)) from None
         return web.json_response({"env_id": env_id, "ok": True})
@@ -190,7 +191,7 @@ class EnvServer:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"session ended")
 
         session.on_server_close = server_close
-        inbox: asyncio.Queue[str | None] = asyncio.Queue(PIPELINE)
+        inbox: asyncio.Queue[str] = asyncio.Queue(PIPELINE)
         worker = asyncio.create_task(self._serve(session, ws, inbox))
         try:
             async for frame in ws:  # reading goes on while a step runs, so a hang-up is seen at once
@@ -217,7 +218,7 @@ class EnvServer:
         """Answer one session's messages in the order they came."""
         while True:
             text = await inbox.get()
-            if text is None or session.closed:
+            if session.closed:
                 return
             started = time.perf_counter()
             session.busy += 1
