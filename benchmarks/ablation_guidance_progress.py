@@ -82,7 +82,7 @@ def variant_config(env: str, variant: str, steps: int, out: Path, model: str, ov
 def run_variant(env: str, variant: str, args, policy: Any = None, initial: dict | None = None) -> dict[str, Any]:
     import shutil
 
-    from agentgym.train.pipeline import train
+    from agentgym.train.loop import train
 
     config = variant_config(env, variant, args.steps, args.out, args.model, args.set)
     if config.run_path.exists():
@@ -177,19 +177,25 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 # ----------------------------------------------------------------------------- hard maze
 async def hard_maze(args) -> dict[str, Any]:
     """Non-zero-advantage fraction of N groups on a hard maze: plain, + guidance, + progress."""
-    from agentgym.policy import SamplingParams, load_policy
-    from agentgym.rewards.progress import EnvProgressAssessor, ProgressConfig, advantage_metrics, assess_groups
-    from agentgym.rollout.engine import EpisodeSpec, RolloutConfig, RolloutEngine
-    from agentgym.rollout.guidance import GuidanceConfig, guided_rollouts
-    from agentgym.train.pipeline import PromptContext
+    from agentgym.guidance import GuidanceConfig, GuidedRollouts, build_providers
+    from agentgym.policy import load_policy
+    from agentgym.rewards.pipeline import RewardPipeline
+    from agentgym.rewards.progress import EnvProgressAssessor
+    from agentgym.rollout.config import RolloutConfig
+    from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
+    from agentgym.train.advantages import build_samples
+    from agentgym.train.credit import progress_credit
 
     base = yaml.safe_load((CONFIGS / "base.yaml").read_text())
     policy = load_policy(args.model)
-    context = PromptContext(system_prompt=base["rollout"]["system_prompt"], tools=False, max_context_tokens=1024)
-    engine = RolloutEngine(
-        policy, RolloutConfig(sampling=SamplingParams(temperature=1.0, max_tokens=12), max_context_tokens=1024),
-        context=context,
-    )
+    engine = RolloutEngine(policy, RolloutConfig(temperature=1.0, max_tokens=12, max_context_tokens=1024,
+                                                 system_prompt=base["rollout"]["system_prompt"], tools=False))
+    scoring = RewardPipeline(assessor=EnvProgressAssessor())
+
+    def nonzero(groups, with_progress: bool) -> float:
+        credit = {"credit": progress_credit(groups, weight=0.5)} if with_progress else {}
+        return build_samples(groups, **credit)[1].nonzero_adv_fraction
+
     kwargs = {"max_turns": args.hard_turns, "split": "train"}
     specs = [EpisodeSpec(args.hard_env, env_kwargs=kwargs, seed=1000 + i, group_id=f"hard-{i}")
              for i in range(args.hard_groups)]
@@ -200,16 +206,15 @@ async def hard_maze(args) -> dict[str, Any]:
     for every_turn, tag in ((False, ""), (True, "_every_turn")):
         cfg = GuidanceConfig(enabled=True, providers=["env_hint"], threshold=0.0, integrate="add",
                              samples=args.group_size, every_turn=every_turn)
-        batch = await guided_rollouts(cfg, policy, seed=0).run_groups(engine, specs, args.group_size)
-        progress = await assess_groups(batch.unguided, EnvProgressAssessor(), ProgressConfig(weight=0.5))
-        progress_guided = await assess_groups(batch.groups, EnvProgressAssessor(), ProgressConfig(weight=0.5))
+        guided = GuidedRollouts(cfg, build_providers(cfg, policy), seed=0)
+        batch = await guided.run_groups(engine, specs, args.group_size, score=scoring.score)
         out.update({
             f"plain_success{tag}": batch.metrics["guidance/unguided_success"],
             f"guided_success{tag}": batch.metrics["guidance/guided_success"],
-            f"nonzero_adv_plain{tag}": advantage_metrics(batch.unguided)["groups/nonzero_adv_fraction"],
-            f"nonzero_adv_guidance{tag}": advantage_metrics(batch.groups)["groups/nonzero_adv_fraction"],
-            f"nonzero_adv_progress{tag}": advantage_metrics(batch.unguided, progress.credit)["groups/nonzero_adv_fraction"],
-            f"nonzero_adv_both{tag}": advantage_metrics(batch.groups, progress_guided.credit)["groups/nonzero_adv_fraction"],
+            f"nonzero_adv_plain{tag}": nonzero(batch.unguided, False),
+            f"nonzero_adv_guidance{tag}": nonzero(batch.groups, False),
+            f"nonzero_adv_progress{tag}": nonzero(batch.unguided, True),
+            f"nonzero_adv_both{tag}": nonzero(batch.groups, True),
         })
     out["wall_s"] = time.perf_counter() - t0
     await engine.aclose()

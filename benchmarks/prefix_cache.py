@@ -22,14 +22,13 @@ import time
 from typing import Any
 
 from agentgym.malloc import limit_malloc_growth
-from agentgym.policy.base import SamplingParams
 from agentgym.policy.hf import HFPolicy
 from agentgym.rollout import EpisodeSpec, RolloutConfig, RolloutEngine
 
 
 async def rollout(policy: HFPolicy, args: argparse.Namespace) -> tuple[dict[str, float], list[list[int]]]:
     engine = RolloutEngine(policy, RolloutConfig(
-        sampling=SamplingParams(temperature=0.0, max_tokens=args.max_tokens), max_batch=args.episodes,
+        temperature=0.0, max_tokens=args.max_tokens, max_batch=args.episodes,
         max_context_tokens=None, episode_timeout_s=None,
     ))
     specs = [EpisodeSpec(args.env, env_kwargs={"obs_mode": args.obs_mode, "max_turns": args.turns}, seed=i)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym import Task, TextEnv, register
+from agentgym.core.protocol import StepResult
 from agentgym.core.registry import make
 from agentgym.policy.base import SamplingParams
 from agentgym.rollout import ContextBuilder, EpisodeSpec, RolloutConfig, RolloutEngine
@@ -55,7 +56,6 @@ class ToolWaitEnv(TextEnv):
     """Every step is a tool call that takes ``delay_s``; the episode ends after ``turns`` steps."""
 
     system_prompt = "You are an agent. Each reply runs a tool; read its result and continue."
-    blocking = False
 
     def __init__(self, delay_s: float = 0.1, turns: int = 4, obs_words: int = 12, sigma: float = 0.0,
                  **kwargs: Any):
@@ -73,18 +73,17 @@ class ToolWaitEnv(TextEnv):
                       for _ in range(self.turns)]
         return f"Task {task.id}: look at the grid and move to the goal."
 
-    async def astep(self, action: Any):
+    async def astep(self, message: Any) -> StepResult:
         self._check_running()
         await asyncio.sleep(self.waits[self.turn])  # the tool call: network, sandbox, search...
         self.turn += 1
         done = self.turn >= self.turns
         self._done = done
         words = " ".join(["the tool result is open floor"] * max(1, self.obs_words // 6))
-        obs = {"role": "user", "content": f"Step {self.turn}: {words}."}
         info = {"turn": self.turn, "invalid_action": False, "invalid_actions": 0}
         if done:
             info["success"] = True
-        return obs, 0.0, done, False, info
+        return StepResult([{"role": "user", "content": f"Step {self.turn}: {words}."}], 0.0, done, False, info)
 
 
 register(ENV_ID, ToolWaitEnv, description="benchmark env: each step waits like a tool call")
@@ -107,21 +106,20 @@ async def lockstep(
     gen_s = env_s = 0.0
     while live:
         t = time.perf_counter()
-        requests = [ctxs[i].request(params, envs[i]) for i in live]
+        requests = [ctxs[i].request(params) for i in live]
         results = []
         for at in range(0, len(requests), chunk):
             results += await policy.generate(requests[at : at + chunk])
         gen_s += time.perf_counter() - t
-        for i, result in zip(live, results):
-            ctxs[i].add_completion(result[0])
+        replies = [ctxs[i].add_completion(result[0]) for i, result in zip(live, results)]
         t = time.perf_counter()
-        steps = await asyncio.gather(*(envs[i].astep(results[k][0].text) for k, i in enumerate(live)))
+        steps = await asyncio.gather(*(envs[i].astep(reply) for i, reply in zip(live, replies)))
         env_s += time.perf_counter() - t
         still = []
-        for i, (obs, _r, term, trunc, _info) in zip(live, steps):
-            if term or trunc:
+        for i, step in zip(live, steps):
+            if step.done:
                 continue
-            ctxs[i].add_observation(obs)
+            ctxs[i].add_observation(step.messages)
             still.append(i)
         live = still
     return {"wall_s": time.perf_counter() - start, "generation_s": gen_s, "env_s": env_s}
@@ -173,8 +171,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                   "sigma": args.env_sigma}
     engine = RolloutEngine(
         policy,
-        RolloutConfig(sampling=params, max_batch=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000,
-                      max_context_tokens=None, episode_timeout_s=None),
+        RolloutConfig(temperature=params.temperature, max_tokens=params.max_tokens, max_batch=args.max_batch,
+                      batch_wait_s=args.batch_wait_ms / 1000, max_context_tokens=None, episode_timeout_s=None),
     )
     await lockstep(policy, min(8, args.episodes), env_kwargs, params, args.max_batch)  # warm-up
     same_runs, full_runs, async_runs = [], [], []

@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 
+from agentgym.core.actions import reply_message, tool_params
 from agentgym.errors import UserError
 
 HELP = ":hint  :oracle  :valid  :tools  :reset  :quit"
@@ -46,94 +47,127 @@ def parse_kv(pairs: list[str]) -> dict:
 
 
 def play(args: argparse.Namespace) -> int:
-    from agentgym.core.registry import make
+    """Play (or watch a policy play) through the async env protocol, the env from the local factory."""
+    from agentgym.core.factory import env_factory
 
-    env = make(args.env_id, split=args.split, **parse_kv(args.set))
-    if args.policy:
-        return _auto(env, args)
-    print(f"Playing {env.spec_id}. Commands: {HELP}\n")
+    factory = env_factory("local")
+    kwargs = {"split": args.split, **parse_kv(args.set)}
+    factory.validate(args.env_id, kwargs)
+    try:
+        return asyncio.run(_play(factory, args, kwargs))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _play(factory, args: argparse.Namespace, kwargs: dict) -> int:
+    env = await factory.create(args.env_id, kwargs)
+    try:
+        return await (_auto(env, args) if args.policy else _interactive(env, args))
+    finally:
+        await env.aclose()
+        await factory.aclose()
+
+
+async def _interactive(env, args: argparse.Namespace) -> int:
+    print(f"Playing {args.env_id}. Commands: {HELP}\n")
     seed = args.seed
-    _show_start(env, *env.reset(seed=seed))
-    total = 0.0
+    info = await _start(env, seed)
+    total, done = 0.0, False
     while True:
         try:
-            line = input("\n> ")
+            line = await asyncio.to_thread(input, "\n> ")
         except EOFError:
             print()
             return 0
         cmd = line.strip()
         if cmd == ":quit":
             return 0
-        if cmd == ":reset" or (env.done and cmd == ""):
+        if cmd == ":reset" or (done and cmd == ""):
             seed += 1
-            total = 0.0
-            _show_start(env, *env.reset(seed=seed))
+            total, done = 0.0, False
+            info = await _start(env, seed)
             continue
         if cmd in (":hint", ":oracle", ":valid", ":tools"):
-            print(_ask(env, cmd))
+            print(await _ask(env, info, cmd))
             continue
-        if env.done:
+        if done:
             print("The episode is over: press Enter (or :reset) for a new one, :quit to leave.")
             continue
-        obs, reward, terminated, truncated, info = env.step(line)
-        total += reward
-        print(f"[{obs['role']}] {obs['content']}")
-        print(f"reward {reward:+.3f} (total {total:.3f})" + ("  [invalid action]" if info.get("invalid_action") else ""))
-        if terminated or truncated:
-            outcome = "SUCCESS" if info.get("success") else "failure"
+        result = await env.astep(reply_message(line, tool_params(info.get("tools")), _turn(info)))
+        info["turn"] = result.info.get("turn", _turn(info))
+        total += result.reward
+        for message in result.messages:
+            print(f"[{message['role']}] {message.get('content') or ''}")
+        flag = "  [invalid action]" if result.info.get("invalid_action") else ""
+        print(f"reward {result.reward:+.3f} (total {total:.3f}){flag}")
+        if result.done:
+            done = True
+            outcome = "SUCCESS" if result.info.get("success") else "failure"
             print(f"\nEpisode over after {info['turn']} turns: {outcome}. Enter for a new episode, :quit to leave.")
 
 
-def _ask(env, cmd: str) -> str:
+def _turn(info: dict) -> int:
+    return int(info.get("turn", 0)) + 1
+
+
+async def _ask(env, info: dict, cmd: str) -> str:
     if cmd == ":tools":
-        return json.dumps(env.tool_schemas, indent=2) if env.tools else "This environment takes free text."
+        return json.dumps(info["tools"], indent=2) if info.get("tools") else "This environment takes free text."
     if cmd == ":valid":
-        valid = env.valid_actions()
+        valid = await env.avalid_actions()
         return ", ".join(valid) if valid else "This environment does not list valid actions."
     if cmd == ":hint":
-        return env.hint() or "No hint available."
-    try:
-        return f"oracle: {env.oracle_action()}"
-    except NotImplementedError:
+        return await env.ahint() or "No hint available."
+    action = await env.aoracle_action()
+    if action is None:
         return "This environment has no oracle."
+    return f"oracle: {action if isinstance(action, str) else json.dumps(action)}"
 
 
-def _show_start(env, obs, info) -> None:
-    if env.system_prompt:
-        print(f"[system] {env.system_prompt}\n")
+async def _start(env, seed: int) -> dict:
+    obs, info = await env.areset(seed=seed)
+    if info.get("system_prompt"):
+        print(f"[system] {info['system_prompt']}\n")
     print(f"[{obs['role']}] {obs['content']}")
+    return dict(info)
 
 
-def _auto(env, args: argparse.Namespace) -> int:
+async def _auto(env, args: argparse.Namespace) -> int:
+    from agentgym.core.protocol import merge_messages
     from agentgym.policy import load_policy
-    from agentgym.policy.base import GenerationRequest, SamplingParams
+    from agentgym.policy.base import ActionSource, GenerationRequest, SamplingParams
 
     policy = load_policy(args.policy)
-
-    async def run() -> int:
-        wins = 0
+    wins = 0
+    try:
         for ep in range(args.episodes):
-            obs, info = env.reset(seed=args.seed + ep)
-            messages = [{"role": "system", "content": env.system_prompt}] if env.system_prompt else []
+            obs, info = await env.areset(seed=args.seed + ep)
+            messages = [{"role": "system", "content": info["system_prompt"]}] if info.get("system_prompt") else []
             messages.append(obs)
             print(f"\n=== episode {ep + 1} (seed {args.seed + ep})\n[{obs['role']}] {obs['content']}")
-            while not env.done:
-                req = GenerationRequest(messages=messages, tools=env.tool_schemas or None,
-                                        params=SamplingParams(max_tokens=128), env=env)
-                completion = (await policy.generate([req]))[0][0]
-                print(f"[assistant] {completion.text}")
-                obs, reward, terminated, truncated, info = env.step(completion.text)
-                messages += [{"role": "assistant", "content": completion.text}, obs]
-                print(f"[{obs['role']}] {obs['content']}\nreward {reward:+.3f}")
-            wins += bool(info.get("success"))
-            print("SUCCESS" if info.get("success") else "failure")
-        await policy.close()
-        print(f"\n{wins}/{args.episodes} episodes solved")
-        return 0
-
-    try:
-        return asyncio.run(run())
-    except KeyboardInterrupt:
-        return 130
+            params, turn, result = SamplingParams(max_tokens=128), 0, None
+            while result is None or not result.done:
+                turn += 1
+                request = GenerationRequest(messages=list(messages), tools=info.get("tools"), params=params)
+                if isinstance(policy, ActionSource):
+                    completion = await policy.act(env, request)
+                else:
+                    completion = (await policy.generate([request]))[0][0]
+                if completion.error:
+                    print(f"the policy failed: {completion.error}", file=sys.stderr)
+                    return 1
+                if completion.tool_calls:
+                    reply = {"role": "assistant", "content": completion.text or None, "tool_calls": completion.tool_calls}
+                else:
+                    reply = reply_message(completion.text, tool_params(info.get("tools")), turn)
+                print(f"[assistant] {completion.text}" + (f" {json.dumps(reply['tool_calls'])}" if reply.get("tool_calls") else ""))
+                result = await env.astep(reply)
+                messages += [reply, *result.messages]
+                print(f"[{merge_messages(result.messages)['role']}] {merge_messages(result.messages)['content']}\n"
+                      f"reward {result.reward:+.3f}")
+            wins += bool(result.info.get("success"))
+            print("SUCCESS" if result.info.get("success") else "failure")
     finally:
-        env.close()
+        await policy.close()
+    print(f"\n{wins}/{args.episodes} episodes solved")
+    return 0

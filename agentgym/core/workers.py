@@ -5,11 +5,14 @@ Every sync hook of a :class:`~agentgym.TextEnv` subclass (``setup``, tools, ``on
 of its own: the event loop's default executor has ``cpu_count + 4`` threads, too few for
 dozens of episodes that each wait on a sandbox or a subprocess. The threads are daemons,
 so a hook that hangs (its step timed out and was abandoned) never keeps the process from
-exiting.
+exiting, and they are started without waiting for them to run (``threading.Thread.start``
+waits for the new thread to be scheduled, which on a loaded machine would stall the event
+loop that submitted the work).
 """
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import concurrent.futures
 import os
@@ -39,13 +42,14 @@ class DaemonPool:
         with self._lock:
             if self._idle == 0 and self._threads < self.max_workers:
                 self._threads += 1
-                threading.Thread(target=self._worker, name=f"{self.name}-{self._threads}", daemon=True).start()
+                _thread.start_new_thread(self._worker, (f"{self.name}-{self._threads}",))
             else:
                 self._idle -= 1  # an idle worker takes this item; the count is restored when it waits again
         self._work.put((future, fn, args, kwargs))
         return future
 
-    def _worker(self) -> None:
+    def _worker(self, name: str) -> None:
+        threading.current_thread().name = name
         while True:
             future, fn, args, kwargs = self._work.get()
             if future.set_running_or_notify_cancel():

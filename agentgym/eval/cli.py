@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds per episode before it fails (default: no limit)")
     parser.add_argument("--step-timeout", type=float, default=300.0,
                         help="seconds per environment step before the episode fails (default 300)")
+    parser.add_argument("--env-concurrency", type=_limit, action="append", metavar="ENV=N",
+                        help="at most N episodes of this env id or family at once, e.g. swe=4 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
@@ -30,6 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cmp.add_argument("run_a", type=Path, help="run directory (or its results.json)")
     cmp.add_argument("run_b", type=Path, help="run directory (or its results.json)")
     cmp.set_defaults(func=compare)
+
+
+def _limit(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected ENV=N with N >= 1, got {text!r}")
+    return name, int(value)
 
 
 def default_out(suite: str, policy: str) -> Path:
@@ -47,16 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from agentgym.eval.runner import evaluate
     from agentgym.eval.report import REPORT, SUCCESS_PLOT, TURNS_PLOT
     from agentgym.eval.suite import load_suite
-    from agentgym.rollout.engine import RolloutConfig
+    from agentgym.rollout.config import RolloutConfig
 
     suite = load_suite(args.suite)
     out = args.out or default_out(args.suite, args.policy)
-    config = RolloutConfig(
-        sampling=suite.sampling_params(temperature=args.temperature, max_tokens=args.max_tokens),
-        max_batch=args.max_batch,
-        episode_timeout_s=args.timeout,
-        step_timeout_s=args.step_timeout,
-    )
+    config = RolloutConfig(max_batch=args.max_batch, episode_timeout_s=args.timeout, step_timeout_s=args.step_timeout,
+                           env_concurrency=dict(args.env_concurrency or []))
     result = evaluate(
         suite,
         args.policy,

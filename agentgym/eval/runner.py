@@ -18,13 +18,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.core.factory import EnvFactory, env_factory
 from agentgym.errors import UserError
 from agentgym.eval.metrics import summarize
 from agentgym.eval.report import REPORT, RESULTS, markdown_table, plot
 from agentgym.eval.suite import Suite, load_suite, suite_tasks
-from agentgym.policy.base import Policy
-from agentgym.rollout.engine import EpisodeSpec, JsonlSink, RolloutConfig, RolloutEngine
-from agentgym.rollout.trajectory import Trajectory, read_jsonl
+from agentgym.policy.base import ActionSource, Policy
+from agentgym.rollout.config import RolloutConfig
+from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
+from agentgym.rollout.trajectory import JsonlSink, Trajectory, read_jsonl
 from agentgym.torch_thread import run_on_torch_thread
 
 TRAJECTORIES = "trajectories.jsonl"
@@ -46,7 +48,7 @@ class EvalResult:
         return float(self.results["overall"]["success_rate"])
 
 
-def evaluate(suite: str | Path | Suite, policy: Policy | str, **kwargs: Any) -> EvalResult:
+def evaluate(suite: str | Path | Suite, policy: Policy | ActionSource | str, **kwargs: Any) -> EvalResult:
     """Synchronous :func:`aevaluate` (for scripts and the CLI); use ``aevaluate`` inside an event loop."""
     try:
         asyncio.get_running_loop()
@@ -65,7 +67,7 @@ def evaluate(suite: str | Path | Suite, policy: Policy | str, **kwargs: Any) -> 
 
 async def aevaluate(
     suite: str | Path | Suite,
-    policy: Policy | str,
+    policy: Policy | ActionSource | str,
     *,
     samples: int | None = None,
     num_tasks: int | None = None,
@@ -77,16 +79,21 @@ async def aevaluate(
     max_tokens: int | None = None,
     policy_version: int | None = None,
     progress: bool = True,
+    factory: EnvFactory | str | None = None,
 ) -> EvalResult:
     """Evaluate ``policy`` on ``suite``; see the module docstring for resuming.
 
-    ``policy`` is a :class:`Policy` or a spec for :func:`agentgym.policy.load_policy`
-    (``scripted:oracle``, ``hf:PATH``...). The learner passes its own ``engine`` (sharing
-    the batching queue and policy version) for periodic evaluation.
+    ``policy`` is a :class:`Policy`, an :class:`ActionSource` or a spec for
+    :func:`agentgym.policy.load_policy` (``scripted:oracle``, ``hf:PATH``...). Environments
+    come from ``factory`` (default: the local registry; an ``engine`` brings its own). The
+    learner passes its own ``engine`` for periodic evaluation.
     """
     suite = (await asyncio.to_thread(load_suite, suite)).with_overrides(
         samples=samples, num_tasks=num_tasks, max_turns=max_turns
     )
+    factory = engine.factory if engine is not None else env_factory(factory)
+    for entry in suite.envs:  # a wrong id or argument fails now, before a model loads
+        factory.validate(entry.id, entry.env_kwargs())
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):
@@ -102,7 +109,7 @@ async def aevaluate(
         todo = [s for s in plan if _key(s) not in done or done[_key(s)].status == "failed"]
         owns_engine = engine is None
         if engine is None:
-            engine = RolloutEngine(policy, config or RolloutConfig(sampling=sampling))
+            engine = RolloutEngine(policy, config or RolloutConfig(), factory=factory)
         if policy_version is not None:
             engine.set_policy_version(policy_version)
         new = await _run(engine, todo, out, done, progress, suite.name)
@@ -119,11 +126,9 @@ async def aevaluate(
     return EvalResult(results, trajs, out)
 
 
-def _load_policy(spec: str) -> Policy:
-    try:
-        from agentgym.policy import load_policy
-    except ImportError as exc:  # pragma: no cover - until the policy package provides it
-        raise UserError(f"policy specs like {spec!r} need agentgym.policy.load_policy ({exc}).") from exc
+def _load_policy(spec: str) -> Policy | ActionSource:
+    from agentgym.policy import load_policy
+
     return load_policy(spec)
 
 

@@ -3,7 +3,20 @@
 Importing this package is cheap; backends (and torch) are imported when a policy is loaded.
 """
 
-from agentgym.policy.base import Completion, GenerationRequest, Message, Policy, SamplingParams
+from agentgym.policy.base import (
+    ActionSource,
+    Completion,
+    GenerationRequest,
+    LocalWeights,
+    Message,
+    Policy,
+    SamplingParams,
+    TrainablePolicy,
+    WeightsPath,
+)
 from agentgym.policy.load import load_policy
 
-__all__ = ["Completion", "GenerationRequest", "Message", "Policy", "SamplingParams", "load_policy"]
+__all__ = [
+    "ActionSource", "Completion", "GenerationRequest", "LocalWeights", "Message", "Policy", "SamplingParams",
+    "TrainablePolicy", "WeightsPath", "load_policy",
+]

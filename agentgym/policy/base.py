@@ -4,16 +4,23 @@ The rollout engine, the learner, judges and teachers all call policies through
 :class:`Policy`. Requests come as chat messages (rendered by the backend's chat
 template) or as token ids (token-in/token-out, what training needs); results carry
 the sampled token ids and their logprobs so the learner trains on exactly what was
-sampled.
+sampled, and the tool calls the reply makes when the backend parsed them.
+
+Scripted players (oracle, random, replay) are :class:`ActionSource` s instead: they
+read the environment through the async env protocol, never a live env object handed
+over in a request. Policies the learner can train expose their weights through
+:class:`TrainablePolicy`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
-Message = dict[str, Any]
-"""A chat message in OpenAI format: ``{"role": ..., "content": ...}`` (+ ``tool_calls``)."""
+from agentgym.core.protocol import Message
+
+if TYPE_CHECKING:
+    from agentgym.core.protocol import AsyncEnv
 
 
 @dataclass
@@ -30,19 +37,15 @@ class SamplingParams:
 
 @dataclass
 class GenerationRequest:
-    """One prompt: either ``prompt_ids`` (token-in) or ``messages`` (+ ``tools``).
-
-    ``env`` is the live environment; only scripted policies (oracle, random) read it.
-    """
+    """One prompt: either ``prompt_ids`` (token-in) or ``messages`` (+ ``tools``)."""
 
     messages: list[Message] | None = None
     prompt_ids: list[int] | None = None
     tools: list[dict] | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
-    env: Any = None
 
 
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "tool_calls", "error"]
 
 
 @dataclass
@@ -55,6 +58,11 @@ class Completion:
     when ``top_p < 1``, so train with ``top_p = 1``. ``token_ids`` include the end-of-turn token when
     the policy stopped on it; ``text`` does not (and is cut before a matched stop string).
     Scripted policies return text only.
+
+    ``tool_calls`` are OpenAI ``tool_calls`` entries (``{"id", "type": "function", "function":
+    {"name", "arguments"}}``) when the backend parsed them (an OpenAI server's native answer, a
+    vLLM tool parser); ``None`` when it did not, and the rollout engine reads the calls written
+    in ``text`` (``<tool_call>`` blocks, ``name[arg]``). ``text`` is then the content besides them.
     """
 
     text: str
@@ -64,6 +72,7 @@ class Completion:
     error: str | None = None
     version: int | None = None
     """The policy's weight version that produced it (learners bump it on each update)."""
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @runtime_checkable
@@ -77,6 +86,66 @@ class Policy(Protocol):
     """
 
     name: str
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class ActionSource(Protocol):
+    """A scripted player: decides each reply by asking the environment through the async protocol.
+
+    ``request`` is what a policy would be sent this turn (messages or token ids, tools,
+    sampling); the rollout engine calls :meth:`act` where it would call ``generate``.
+    """
+
+    name: str
+
+    async def act(self, env: "AsyncEnv", request: GenerationRequest) -> Completion:
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+@dataclass
+class LocalWeights:
+    """A policy that generates with ``module`` in this process (the hf backend).
+
+    ``lock`` is held by every generation; whoever writes the weights holds it too. ``commit()``
+    tells the policy its weights changed in place (its version moves on, caches of the old
+    weights are dropped); call it from the torch thread, in the same job as the write.
+    """
+
+    module: Any
+    lock: Any
+    commit: Callable[[], int]
+
+
+@dataclass
+class WeightsPath:
+    """A policy whose engine holds its own copy of the weights, loaded from ``path`` (vLLM)."""
+
+    path: str
+
+
+@runtime_checkable
+class TrainablePolicy(Protocol):
+    """A policy a learner can train: its tokenizer, where its weights live, how to update them."""
+
+    name: str
+    tokenizer: Any
+    version: int
+
+    def weights(self) -> LocalWeights | WeightsPath:
+        ...
+
+    async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
+        """Load ``state_dict`` (None: the weights changed in place) and return the new version."""
+        ...
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         ...

@@ -11,11 +11,10 @@ vocabulary, with ``T = params.temperature`` (``T = 1`` when greedy, ``temperatur
 changes which tokens can be sampled, not the recorded logprob. A learner that computes
 ``log_softmax(model(ids).logits / T)`` on the same ids gets the same numbers.
 
-The learner can share the model: :attr:`HFPolicy.model` is the ``nn.Module`` and
-:attr:`HFPolicy.tokenizer` its tokenizer. Update weights in place while holding
-:attr:`HFPolicy.lock` (generation holds it for each batch), then call :meth:`update_weights`
-(or pass it a state dict) so :attr:`HFPolicy.version` moves on; every completion records the
-version that produced it.
+The learner can share the model: :meth:`HFPolicy.weights` hands over the ``nn.Module``, the
+lock every generation holds, and ``commit`` (the weights changed in place: the version moves on
+and the prefix cache of the old weights is dropped). ``await update_weights(state_dict)`` loads
+a state dict instead. Every completion records the version that produced it.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from agentgym.errors import UserError, require
-from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.base import Completion, GenerationRequest, LocalWeights
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.prefix_cache import PrefixCache, PrefixEntry
 from agentgym.torch_thread import run_on_torch_thread
@@ -133,15 +132,27 @@ class HFPolicy:
 
     # -- weights ---------------------------------------------------------------------------
 
-    def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
-        """Load ``state_dict`` (if given) into the model, bump and return :attr:`version`.
+    def weights(self) -> LocalWeights:
+        """The module this policy generates with, its lock, and how to say it changed in place."""
+        return LocalWeights(self.model, self.lock, self.commit_weights)
 
-        Blocking (it waits for the batch being generated); vLLM's is a coroutine. Without a state
-        dict it only bumps the version: the learner changed the shared model in place.
+    async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
+        """Load ``state_dict`` (if given) into the model on the torch thread; returns the new version.
+
+        It waits for the batch being generated. Without a state dict it only moves the version on:
+        the learner changed the shared model in place.
         """
+        return await run_on_torch_thread(self._load_weights, state_dict)
+
+    def _load_weights(self, state_dict: Mapping[str, Any] | None) -> int:
         with self.lock:
             if state_dict is not None:
                 self.model.load_state_dict(state_dict, strict=False)
+            return self.commit_weights()
+
+    def commit_weights(self) -> int:
+        """The weights changed in place: bump and return :attr:`version`, drop the old weights' cache."""
+        with self.lock:
             self.version += 1
             if self.prefix_cache is not None:
                 self.prefix_cache.clear()  # keys and values of the old weights

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentgym.errors import UserError
-from agentgym.policy.base import Policy
+from agentgym.policy.base import ActionSource, Policy
 
 BACKENDS = ("hf", "vllm", "openai", "scripted")
 SPEC_HELP = (
@@ -25,8 +25,8 @@ SPEC_HELP = (
 )
 
 
-def load_policy(spec: str, **kwargs: Any) -> Policy:
-    """The policy named by ``spec``; ``kwargs`` go to the backend's constructor."""
+def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
+    """The policy named by ``spec`` (``scripted:*`` give action sources); ``kwargs`` go to its constructor."""
     from agentgym.policy.default_model import ALIASES
 
     spec = (spec or "").strip()

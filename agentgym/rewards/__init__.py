@@ -1,5 +1,6 @@
 """Rewards: verifiable answer checks, rubrics with deterministic and judged criteria, judges,
-rubric generation and the pipeline that combines environment and rubric rewards.
+rubric generation, retrospective progress assessors, and the one scoring pass that fills every
+trajectory's reward parts (environment outcome, rubric, progress, penalties, total).
 
 See docs/rubrics.md for the rubric format and the aggregation rules.
 """
@@ -18,14 +19,9 @@ from agentgym.rewards.criteria import (
     VerifiableCriterion,
 )
 from agentgym.rewards.judge import Judge, JudgeItem, Judgment, JudgePanel, JudgeStats, JudgeTemplate, parse_judgment
-from agentgym.rewards.pipeline import (
-    JudgeConfig,
-    RewardConfig,
-    RewardPipeline,
-    build_judge,
-    load_reward_config,
-    score_trajectories,
-)
+from agentgym.rewards.config import JudgeConfig, PenaltyConfig, RewardConfig, load_reward_config
+from agentgym.rewards.pipeline import RewardPipeline, build_judge, score_trajectories
+from agentgym.rewards.progress import ProgressConfig
 from agentgym.rewards.rubric import Rubric, load_rubric_table
 from agentgym.rewards.scoring import score_local, score_response, score_responses
 from agentgym.rewards.verifiable import contains_answer, exact_match, normalize_answer, token_f1
@@ -33,7 +29,7 @@ from agentgym.rewards.verifiable import contains_answer, exact_match, normalize_
 __all__ = [
     "ContainsCriterion", "CriterionScore", "JsonFieldCriterion", "Judge", "JudgeConfig", "JudgeItem", "JudgePanel",
     "JudgeStats", "JudgeTemplate", "JudgedCriterion", "Judgment", "JudgmentCache", "NumericCriterion",
-    "PythonCriterion", "RegexCriterion", "RewardConfig", "RewardPipeline", "Rubric", "RubricResult",
+    "PenaltyConfig", "ProgressConfig", "PythonCriterion", "RegexCriterion", "RewardConfig", "RewardPipeline", "Rubric", "RubricResult",
     "ScoringContext", "VerifiableCriterion", "aggregate", "build_judge", "contains_answer", "exact_match",
     "load_reward_config", "load_rubric_table", "normalize_answer", "parse_judgment", "score_local",
     "score_response", "score_responses", "score_trajectories", "token_f1",

@@ -1,75 +1,42 @@
-"""The reward pipeline: environment reward + rubric score, for finished trajectories.
+"""The scoring pass: every reward part of every trajectory, computed once.
 
 The learner (or an evaluator) calls::
 
     pipeline = RewardPipeline.from_config(RewardConfig(rubric_weight=1.0, env_weight=0.0,
                                                        judges={"default": {"policy": "openai:http://..."}}))
-    rewards = await pipeline.score_trajectories(trajectories, tasks=tasks_by_id)
+    metrics = await pipeline.score(groups)
 
-Each trajectory gets ``metadata["rubric"]`` (per-criterion scores, rationales,
-gates, missing criteria) and ``metadata["reward_parts"]`` (env, rubric, combined);
-the returned list is the combined reward,
-``env_weight * env_reward + rubric_weight * rubric_score``. A trajectory whose rubric
-cannot be scored (no rubric, every criterion failed) keeps only the environment term
-and is flagged, never given a silent 0 for the rubric part. Hold one pipeline for a
-whole run: it owns the judge policies and their cache.
+Each trajectory gets its :class:`~agentgym.rollout.trajectory.RewardParts`: the env
+``outcome``; the ``rubric`` score and per-criterion scores (details, rationales and gates in
+``metadata["rubric"]``); per-turn ``progress`` scores when a progress assessor is set
+(:mod:`agentgym.rewards.progress`); ``penalties``; and the ``total``,
+``env_weight * outcome + rubric_weight * rubric - sum(penalties)``. A trajectory whose rubric
+cannot be scored (no rubric, every criterion failed) keeps only the environment term and is
+flagged, never given a silent 0 for the rubric part. Rubrics are looked up from the task the
+trajectory carries. Guidance selects failed groups from these scores and the learner computes
+advantages from ``total``; nothing else computes rewards. Hold one pipeline for a whole run:
+it owns the judge policies and their cache.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+import time
+from typing import Any, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from agentgym.core.task import Task
+from agentgym.core.task import Task, load_tasks
 from agentgym.errors import UserError
-from agentgym.policy.base import SamplingParams
+from agentgym.policy.base import Policy, SamplingParams
 from agentgym.rewards.cache import JudgmentCache
+from agentgym.rewards.config import JudgeConfig, RewardConfig, load_reward_config
 from agentgym.rewards.criteria import ScoringContext
 from agentgym.rewards.judge import Judge, JudgePanel, JudgeTemplate
+from agentgym.rewards.progress import ProgressAssessor, ProgressConfig, assess_progress, build_assessor
 from agentgym.rewards.rubric import Rubric, load_rubric_table
 from agentgym.rewards.scoring import JudgeLike, score_responses
+from agentgym.rollout.trajectory import RewardParts, Trajectory
 
-
-class JudgeConfig(BaseModel):
-    """One named judge: a policy spec (or several, which then vote) and its limits."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: Anything ``agentgym.policy.load_policy`` accepts; a list makes a voting panel.
-    policy: str | list[str]
-    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
-    voting: Literal["majority", "mean"] = "majority"
-    max_tokens: int = Field(96, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    timeout_s: float = Field(120.0, gt=0)
-    retries: int = Field(2, ge=0)
-    batch_size: int = Field(16, ge=1)
-    max_concurrency: int = Field(2, ge=1)
-    #: Override the judge prompt (format fields in agentgym.rewards.judge.JudgeTemplate).
-    system_prompt: str | None = None
-    user_template: str | None = None
-
-
-class RewardConfig(BaseModel):
-    """How rewards are combined and judged (the ``rewards:`` section of a training config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    env_weight: float = 1.0
-    rubric_weight: float = 1.0
-    #: Judges by name; criteria name theirs with ``judge:`` ("default" when omitted).
-    judges: dict[str, JudgeConfig] = Field(default_factory=dict)
-    #: JSONL from ``agentgym rubrics build`` (task id -> rubric); wins over ``Task.rubric``.
-    rubrics: str | None = None
-    #: Used for tasks with no rubric of their own.
-    default_rubric: Rubric | None = None
-    #: Where to look tasks up by id when the caller passes none: a task JSONL file, or the id of
-    #: an environment that lists its tasks in ``all_tasks`` (e.g. "qa/v0").
-    tasks: str | None = None
-    #: JSONL file persisting judgments across runs (None: in memory for the pipeline's life).
-    cache_path: str | None = None
+__all__ = ["JudgeConfig", "RewardConfig", "RewardPipeline", "build_judge", "load_reward_config",
+           "question_of", "response_of", "score_trajectories"]
 
 
 def response_of(traj: Any) -> str:
@@ -97,68 +64,70 @@ def question_of(task: Task | None, traj: Any) -> str:
     return ""
 
 
-def _task_from_metadata(traj: Any) -> Task | None:
-    raw = (getattr(traj, "metadata", None) or {}).get("task")
-    if isinstance(raw, Task):
-        return raw
-    if isinstance(raw, dict):
-        try:
-            return Task.model_validate(raw)
-        except ValueError:
-            return None
-    return None
-
-
-def _load_task_source(source: str | None) -> list[Task]:
-    if not source:
-        return []
-    if Path(source).suffix in (".jsonl", ".json") or Path(source).exists():
-        from agentgym.core.task import load_tasks
-
-        return load_tasks(source)
-    from agentgym.core.registry import make
-
-    env = make(source)
-    tasks = getattr(env, "all_tasks", None)
-    env.close()
-    if not tasks:
-        raise UserError(f"environment {source} does not list its tasks; give a task JSONL file as rewards.tasks.")
-    return list(tasks)
-
-
 class RewardPipeline:
-    """Owns judges, cache and rubric table; scores batches of trajectories."""
+    """The scoring pass (see the module docstring): owns judges, their cache, rubric table, assessor."""
 
-    def __init__(self, config: RewardConfig | None = None, judges: Mapping[str, JudgeLike] | None = None):
+    def __init__(self, config: RewardConfig | None = None, judges: Mapping[str, JudgeLike] | None = None, *,
+                 assessor: ProgressAssessor | None = None):
         self.config = config or RewardConfig()
         self.judges: dict[str, JudgeLike] = dict(judges or {})
+        self.assessor = assessor
         self.rubric_table: dict[str, Rubric] = load_rubric_table(self.config.rubrics) if self.config.rubrics else {}
-        self.task_table: dict[str, Task] = {t.id: t for t in _load_task_source(self.config.tasks)}
+        self.task_table: dict[str, Task] = {t.id: t for t in load_tasks(self.config.tasks)} if self.config.tasks else {}
         self.counts: dict[str, int] = {}
 
     @classmethod
-    def from_config(cls, config: RewardConfig | Mapping[str, Any] | None) -> "RewardPipeline":
-        """Build judges from their policy specs (policies are loaded here, once)."""
+    def from_config(cls, config: RewardConfig | Mapping[str, Any] | None, *,
+                    progress: ProgressConfig | None = None, policy: Policy | None = None) -> "RewardPipeline":
+        """Build judges from their policy specs (loaded here, once) and the progress assessor, if enabled;
+        ``policy`` judges progress when the progress config names no judge."""
         cfg = config if isinstance(config, RewardConfig) else RewardConfig.model_validate(config or {})
         cache = JudgmentCache(cfg.cache_path)
-        judges: dict[str, JudgeLike] = {}
-        for name, jc in cfg.judges.items():
-            judges[name] = build_judge(jc, cache=cache, name=name)
-        return cls(cfg, judges)
+        judges: dict[str, JudgeLike] = {name: build_judge(jc, cache=cache, name=name) for name, jc in cfg.judges.items()}
+        assessor = build_assessor(progress, policy) if progress is not None and progress.enabled else None
+        return cls(cfg, judges, assessor=assessor)
 
-    def rubric_for(self, traj: Any, tasks: Mapping[str, Task] | None) -> tuple[Rubric | None, Task | None]:
-        task = (tasks or {}).get(traj.task_id) or _task_from_metadata(traj) or self.task_table.get(traj.task_id)
+    def rubric_for(self, traj: Trajectory, tasks: Mapping[str, Task] | None) -> tuple[Rubric | None, Task | None]:
+        task = traj.task or (tasks or {}).get(traj.task_id) or self.task_table.get(traj.task_id)
         if traj.task_id in self.rubric_table:
             return self.rubric_table[traj.task_id], task
         if task is not None and task.rubric is not None:
             return Rubric.coerce(task.rubric), task
         return self.config.default_rubric, task
 
-    async def score_trajectories(self, trajs: Sequence[Any], tasks: Mapping[str, Task] | Sequence[Task] | None = None,
-                                 ) -> list[float]:
-        """Write ``metadata["rubric"]`` on each trajectory and return the combined rewards."""
+    async def score(self, batch: Sequence[Trajectory] | Sequence[Sequence[Trajectory]],
+                    tasks: Mapping[str, Task] | Sequence[Task] | None = None) -> dict[str, float]:
+        """Fill ``traj.rewards`` of every trajectory (a flat list or groups); returns this pass's timings.
+
+        Statistics of what was scored come from the trajectories afterwards
+        (:func:`~agentgym.rewards.progress.progress_metrics`, :meth:`metrics`).
+        """
+        trajs = [t for item in batch for t in (item if isinstance(item, (list, tuple)) else [item])]
         if tasks is not None and not isinstance(tasks, Mapping):
             tasks = {t.id: t for t in tasks}
+        for traj in trajs:
+            traj.rewards = RewardParts(outcome=float(traj.reward))
+        t0 = time.perf_counter()
+        await self._rubrics(trajs, tasks)
+        metrics = {"time/rubric_s": time.perf_counter() - t0}
+        if self.assessor is not None:
+            t0 = time.perf_counter()
+            await assess_progress([t for t in trajs if t.status != "failed"], self.assessor)
+            metrics["time/progress_s"] = time.perf_counter() - t0
+        cfg = self.config
+        for traj in trajs:
+            parts = traj.rewards
+            assert parts is not None
+            invalid = sum(bool(turn.info.get("invalid_action")) for turn in traj.turns)
+            if cfg.penalties.invalid_action and invalid:
+                parts.penalties["invalid_action"] = cfg.penalties.invalid_action * invalid
+            if cfg.penalties.truncated and traj.status == "truncated":
+                parts.penalties["truncated"] = cfg.penalties.truncated
+            rubric = cfg.rubric_weight * parts.rubric if parts.rubric is not None else 0.0
+            parts.total = cfg.env_weight * parts.outcome + rubric - sum(parts.penalties.values())
+        return metrics
+
+    async def _rubrics(self, trajs: Sequence[Trajectory], tasks: Mapping[str, Task] | None) -> None:
         pairs, where = [], []
         for i, traj in enumerate(trajs):
             rubric, task = self.rubric_for(traj, tasks)
@@ -168,36 +137,37 @@ class RewardPipeline:
             ctx = ScoringContext(response_of(traj), question_of(task, traj), ref, task, list(traj.messages))
             pairs.append((rubric, ctx))
             where.append(i)
-        results = await score_responses(pairs, self.judges)
-        by_traj = dict(zip(where, results))
-        rewards = []
-        cfg = self.config
+        if not pairs and not self.rubric_table and self.config.default_rubric is None:
+            return  # nothing to score: no rubric counts either
+        by_traj = dict(zip(where, await score_responses(pairs, self.judges)))
         for i, traj in enumerate(trajs):
             result = by_traj.get(i)
-            env_reward = float(traj.reward)
+            parts = traj.rewards
+            assert parts is not None
             if result is None:
                 traj.metadata["rubric"] = {"score": None, "status": "no rubric"}
                 self._bump("no_rubric")
-                rubric_score = None
-            else:
-                traj.metadata["rubric"] = result.to_dict()
-                rubric_score = result.score
-                self._bump("scored" if rubric_score is not None else "unscorable")
-                for status, n in result.failures.items():
-                    self._bump(f"criteria_{status}", n)
-                if result.gated:
-                    self._bump("gated")
-            combined = cfg.env_weight * env_reward + (cfg.rubric_weight * rubric_score if rubric_score is not None
-                                                       else 0.0)
-            traj.metadata["reward_parts"] = {"env": env_reward, "rubric": rubric_score, "combined": combined}
-            rewards.append(combined)
-        return rewards
+                continue
+            traj.metadata["rubric"] = result.to_dict()
+            parts.rubric = result.score
+            parts.criteria = {c.id: c.score for c in result.scores}
+            self._bump("scored" if result.score is not None else "unscorable")
+            for status, n in result.failures.items():
+                self._bump(f"criteria_{status}", n)
+            if result.gated:
+                self._bump("gated")
+
+    async def score_trajectories(self, trajs: Sequence[Trajectory],
+                                 tasks: Mapping[str, Task] | Sequence[Task] | None = None) -> list[float]:
+        """Score ``trajs`` (see :meth:`score`) and return their totals."""
+        await self.score(list(trajs), tasks)
+        return [t.rewards.total for t in trajs]  # type: ignore[union-attr]
 
     def _bump(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
     def metrics(self) -> dict[str, float]:
-        """Flat metrics for logging: trajectory counts and each judge's stats."""
+        """Flat metrics for logging: trajectory counts (over the pipeline's life) and each judge's stats."""
         out: dict[str, float] = {f"rubric/{k}": float(v) for k, v in self.counts.items()}
         for name, judge in self.judges.items():
             for k, v in judge.stats.to_dict().items():
@@ -232,7 +202,7 @@ def build_judge(jc: JudgeConfig, *, cache: JudgmentCache | None = None, name: st
 
 
 async def score_trajectories(
-    trajs: Sequence[Any],
+    trajs: Sequence[Trajectory],
     reward_config: RewardConfig | Mapping[str, Any] | RewardPipeline | None = None,
     *,
     tasks: Mapping[str, Task] | Sequence[Task] | None = None,
@@ -245,19 +215,3 @@ async def score_trajectories(
         return await pipeline.score_trajectories(trajs, tasks)
     finally:
         await pipeline.close()
-
-
-def load_reward_config(path: str | Path) -> RewardConfig:
-    """A RewardConfig from YAML (the whole file, or its ``rewards:`` section)."""
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"reward config {path} does not exist.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if isinstance(data, dict) and "rewards" in data:
-        data = data["rewards"]
-    try:
-        return RewardConfig.model_validate(data)
-    except ValueError as exc:
-        raise UserError(f"invalid reward config in {path}: {exc}".splitlines()[0]) from exc

@@ -2,13 +2,14 @@
 
 An outcome reward says whether an episode worked, not which steps helped. After an
 episode, a *progress assessor* looks at the whole trajectory and its known outcome and
-gives each turn a progress score; the scores become turn-level rewards that are mixed
-into the group-relative advantage of that turn's tokens.
+gives each turn a progress score. The scoring pass (:mod:`agentgym.rewards.pipeline`)
+records them in ``RewardParts.progress``; the learner turns them into turn-level credit
+(:mod:`agentgym.train.credit`: normalised per group, mixed into each turn's advantage).
 
 Assessors (all implement :class:`ProgressAssessor`):
 
 * :class:`EnvProgressAssessor` — environment-native: the rollout engine records
-  ``env.progress()`` (a [0, 1] measure of the state: maze shortest-path distance,
+  ``env.aprogress()`` (a [0, 1] measure of the state: maze shortest-path distance,
   Sokoban boxes on targets / solver distance, SWE tests passing) after reset
   (``traj.metadata["initial_progress"]``) and after each step (``turn.info["progress"]``);
   the score of turn ``t`` is the difference ``progress_after_t - progress_before_t``.
@@ -17,19 +18,6 @@ Assessors (all implement :class:`ProgressAssessor`):
   cannot be parsed is recorded as such (``status``), never scored 0.
 * :class:`FallbackAssessor` — the first assessor, then the next for trajectories the
   first could not score (e.g. env progress, else the LLM judge).
-
-The formula (``progress_turn_advantages``), for a group of G episodes on one task:
-
-    A_i        = group-normalised outcome advantage of episode i (GRPO / Dr. GRPO)
-    p_{i,t}    = raw progress score of turn t of episode i (None when unscored)
-    p^_{i,t}   = clip((p_{i,t} - mean_g) / (std_g + eps), -c, c)
-                 mean_g, std_g over all scored turns of all episodes in the group;
-                 p^ = 0 for unscored turns, and for every turn when std_g < eps
-    A_{i,t}    = A_i + w * p^_{i,t}       on every sampled token of turn t
-
-With ``w = 0`` this is plain GRPO. A group whose outcomes are all equal (A_i = 0) still
-carries signal through its progress term, which is why progress rewards rescue groups
-that all fail.
 """
 
 from __future__ import annotations
@@ -38,7 +26,7 @@ import asyncio
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
@@ -47,7 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentgym.policy.base import GenerationRequest, Policy, SamplingParams
 from agentgym.rewards.parsing import extract_json
 from agentgym.rollout.trajectory import Trajectory
-from agentgym.train.advantages import TurnCredit, group_advantages, outcome_credit, turn_advantages
 
 
 class ProgressConfig(BaseModel):
@@ -56,9 +43,9 @@ class ProgressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     enabled: bool = False
-    #: "env": differences of env.progress(); "llm": an LLM judge; "env_or_llm": env, else the judge.
+    #: "env": differences of env.aprogress(); "llm": an LLM judge; "env_or_llm": env, else the judge.
     assessor: Literal["env", "llm", "env_or_llm"] = "env"
-    #: w in A_{i,t} = A_i + w * normalised progress_{i,t}.
+    #: w in A_{i,t} = A_i + w * normalised progress_{i,t} (applied by the learner, agentgym.train.credit).
     weight: float = Field(0.5, ge=0)
     #: Normalised progress is clipped to [-clip, clip].
     clip: float = Field(3.0, gt=0)
@@ -310,74 +297,27 @@ def build_assessor(config: ProgressConfig, policy: Policy | None = None) -> Prog
     return llm if config.assessor == "llm" else FallbackAssessor([env, llm])
 
 
-# ----------------------------------------------------------------------------- the formula
-def normalise_group_progress(
-    scores: Sequence[Sequence[float | None]], *, eps: float = 1e-6, clip: float = 3.0
-) -> list[list[float]]:
-    """p^_{i,t}: progress normalised across all scored turns of one group (see the module docstring)."""
-    values = [s for traj in scores for s in traj if s is not None]
-    if len(values) < 2:
-        return [[0.0] * len(traj) for traj in scores]
-    mean, std = float(np.mean(values)), float(np.std(values))
-    if std < eps:
-        return [[0.0] * len(traj) for traj in scores]
-    return [
-        [0.0 if s is None else max(-clip, min(clip, (s - mean) / (std + eps))) for s in traj] for traj in scores
-    ]
+# ----------------------------------------------------------------------------- the pass
+async def assess_progress(trajectories: Sequence[Trajectory], assessor: ProgressAssessor) -> None:
+    """Score every turn of ``trajectories`` (whose ``rewards`` exist) into ``rewards.progress``."""
+    results = await assessor.assess(list(trajectories))
+    for traj, result in zip(trajectories, results):
+        assert traj.rewards is not None, "assess_progress runs inside the scoring pass"
+        traj.rewards.progress = list(result.scores)
+        traj.rewards.progress_status = result.status
 
 
-def _outcome_advantages(group: Sequence[Trajectory], estimator: str, eps: float) -> dict[str, float]:
-    good = [t for t in group if t.status != "failed"]
-    if len(good) < 2:
+def progress_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Statistics of the progress scores the scoring pass recorded (nothing when none were)."""
+    parts = [t.rewards for t in trajectories if t.rewards is not None and t.rewards.progress_status]
+    if not parts:
         return {}
-    advs = group_advantages([t.reward for t in good], estimator, eps)
-    return {t.id: float(a) for t, a in zip(good, advs)}
-
-
-@dataclass
-class ProgressCredit:
-    """A :data:`~agentgym.train.advantages.TurnCredit`: A_{i,t} = A_i + w * p^_{i,t}."""
-
-    normalised: dict[str, list[float]]
-    weight: float
-
-    def __call__(self, traj: Trajectory, outcome_advantage: float) -> list[float]:
-        per_turn = self.normalised.get(traj.id)
-        if per_turn is None or len(per_turn) != len(traj.turns):
-            return outcome_credit(traj, outcome_advantage)
-        return turn_advantages(per_turn, outcome_advantage, self.weight)
-
-
-@dataclass
-class ProgressResult:
-    """What one batch's assessment produced: the credit function, raw scores, metrics."""
-
-    credit: TurnCredit
-    scores: dict[str, StepScores] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-async def assess_groups(
-    groups: Sequence[Sequence[Trajectory]], assessor: ProgressAssessor, config: ProgressConfig
-) -> ProgressResult:
-    """Score every turn of a batch, normalise per group, and build the turn credit."""
-    flat = [t for g in groups for t in g if t.status != "failed"]
-    t0 = time.perf_counter()
-    results = await assessor.assess(flat)
-    by_id = {t.id: r for t, r in zip(flat, results)}
-    normalised: dict[str, list[float]] = {}
-    for group in groups:
-        members = [t for t in group if t.id in by_id]
-        norm = normalise_group_progress([by_id[t.id].scores for t in members], eps=config.eps, clip=config.clip)
-        for t, values in zip(members, norm):
-            normalised[t.id] = values
-    raw = [s for r in results for s in r.scores if s is not None]
-    turns = sum(len(r.scores) for r in results)
+    raw = [s for p in parts for s in p.progress if s is not None]
+    turns = sum(len(p.progress) for p in parts)
     metrics: dict[str, float] = {
         "progress/turns": float(turns),
         "progress/scored_fraction": len(raw) / turns if turns else 0.0,
-        "progress/failures": float(sum(r.status in ("unparseable", "error", "timeout") for r in results)),
-        "progress/assess_s": time.perf_counter() - t0,
+        "progress/failures": float(sum(p.progress_status in ("unparseable", "error", "timeout") for p in parts)),
     }
     if raw:
         a = np.asarray(raw)
@@ -386,32 +326,4 @@ async def assess_groups(
             "progress/min": float(a.min()), "progress/max": float(a.max()),
             "progress/positive_fraction": float((a > 0).mean()),
         })
-    return ProgressResult(ProgressCredit(normalised, config.weight), by_id, metrics)
-
-
-def advantage_metrics(
-    groups: Sequence[Sequence[Trajectory]],
-    credit: TurnCredit = outcome_credit,
-    *,
-    estimator: str = "grpo",
-    eps: float = 1e-6,
-    tol: float = 1e-8,
-) -> dict[str, float]:
-    """Per-turn advantage statistics and the fraction of groups with any non-zero advantage."""
-    per_turn: list[float] = []
-    nonzero = 0
-    for group in groups:
-        outcome = _outcome_advantages(group, estimator, eps)
-        values = [v for t in group if t.id in outcome for v in credit(t, outcome[t.id])]
-        per_turn.extend(values)
-        nonzero += any(abs(v) > tol for v in values)
-    out = {"groups/nonzero_adv_fraction": nonzero / len(groups) if groups else 0.0}
-    if per_turn:
-        a = np.asarray(per_turn)
-        out.update({
-            "adv_turn/mean": float(a.mean()), "adv_turn/std": float(a.std()),
-            "adv_turn/abs_mean": float(np.abs(a).mean()),
-            "adv_turn/min": float(a.min()), "adv_turn/max": float(a.max()),
-            "adv_turn/nonzero_fraction": float((np.abs(a) > tol).mean()),
-        })
-    return out
+    return metrics

@@ -4,13 +4,19 @@ A :class:`ContextBuilder` turns an environment's first observation into the open
 messages (system prompt, task, optional guidance) and, for each turn, into a
 :class:`~agentgym.policy.base.GenerationRequest`. It keeps two views of the episode:
 
-* ``messages``: the chat transcript (what text-only policies such as ``scripted`` or an
-  OpenAI-compatible server receive);
+* ``messages``: the chat transcript, valid OpenAI wire format (what text-only policies such
+  as an OpenAI-compatible server receive): each assistant message carries the tool calls it
+  made, with ids, and each call is answered by its own ``tool`` message;
 * ``token_ids`` / ``loss_mask`` / ``logprobs``: token-in/token-out bookkeeping for
   policies that expose a tokenizer through a chat renderer. Sampled ids are appended
   exactly as sampled (mask 1, behaviour logprobs); prompt, observation and chat-template
-  ids come from the renderer (mask 0). Nothing is ever re-tokenized, so ``token_ids`` at
-  the end of the last turn is exactly what the policy saw plus what it sampled.
+  ids come from the renderer (mask 0), tool messages through the chat template's tool
+  role. Nothing is ever re-tokenized, so ``token_ids`` at the end of the last turn is
+  exactly what the policy saw plus what it sampled.
+
+The assistant message an environment steps with is built here too (:meth:`EpisodeContext.
+add_completion`): the policy's parsed tool calls when it parsed them, else the calls written
+in its text (:func:`agentgym.core.actions.reply_message`), ids made up where the source had none.
 
 Guidance (re-attempting a task with a hint in the prompt) hooks in through
 :class:`Guidance`: extra text added to the first user message, or an extra message after
@@ -24,6 +30,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
+from agentgym.core.actions import reply_message, tool_params
 from agentgym.policy.base import Completion, GenerationRequest, Message, SamplingParams
 
 GuidanceMode = Literal["prepend", "append", "message"]
@@ -53,12 +60,12 @@ class Guidance:
         return {"text": self.text, "mode": self.mode, "role": self.role, "kind": self.kind,
                 "every_turn": self.every_turn}
 
-    def with_turn_hint(self, observation: Message, hint: str | None) -> Message:
-        """``observation`` with the env's current hint appended (when there is one)."""
-        if not self.every_turn or not hint:
-            return observation
-        content = observation.get("content") or ""
-        return {**observation, "content": f"{content}{self.separator}{self.turn_header} {hint}"}
+    def with_turn_hint(self, messages: list[Message], hint: str | None) -> list[Message]:
+        """The env's answer with its current hint appended to the last message (when there is one)."""
+        if not self.every_turn or not hint or not messages:
+            return messages
+        content = messages[-1].get("content") or ""
+        return [*messages[:-1], {**messages[-1], "content": f"{content}{self.separator}{self.turn_header} {hint}"}]
 
 
 @runtime_checkable
@@ -99,11 +106,13 @@ class EpisodeContext:
     renderer: TokenRenderer | None = None
     max_context_tokens: int | None = None
     min_generation_tokens: int = 1
-    tool_role: Literal["keep", "user"] = "keep"
+    #: The environment's tools (name -> parameters), whether or not the prompt shows them.
+    tool_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     token_ids: list[int] = field(default_factory=list)
     loss_mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0
 
     @property
     def token_level(self) -> bool:
@@ -133,18 +142,30 @@ class EpisodeContext:
                 f"context overflow: {len(self.token_ids)} tokens, limit {self.max_context_tokens}"
             )
 
-    def request(self, params: SamplingParams, env: Any = None) -> GenerationRequest:
+    def request(self, params: SamplingParams) -> GenerationRequest:
         """The request for the next turn; ``max_tokens`` is capped by the room left."""
         room = self.room()
         if room is not None and room < params.max_tokens:
             params = replace(params, max_tokens=room)
         if self.token_level:
-            return GenerationRequest(prompt_ids=list(self.token_ids), tools=self.tools, params=params, env=env)
-        return GenerationRequest(messages=copy.deepcopy(self.messages), tools=self.tools, params=params, env=env)
+            return GenerationRequest(prompt_ids=list(self.token_ids), tools=self.tools, params=params)
+        return GenerationRequest(messages=copy.deepcopy(self.messages), tools=self.tools, params=params)
 
     def add_completion(self, completion: Completion) -> Message:
-        """Record the sampled reply; returns the assistant message."""
-        message: Message = {"role": "assistant", "content": completion.text}
+        """Record the sampled reply; returns the assistant message the environment steps with.
+
+        The transcript keeps it with its ``tool_calls`` (valid wire format), except for a
+        token-level policy whose calls were read from its text: there the text alone is what
+        was sampled, and a fresh render of the transcript must give back the sampled tokens.
+        """
+        self.turns += 1
+        if completion.tool_calls:
+            calls = [{**c, "id": c.get("id") or f"call_{self.turns}_{i}"} for i, c in enumerate(completion.tool_calls)]
+            message: Message = {"role": "assistant", "content": completion.text or None, "tool_calls": calls}
+            shown = message
+        else:
+            message = reply_message(completion.text, self.tool_params, self.turns)
+            shown = {"role": "assistant", "content": completion.text} if self.token_level else message
         if self.token_level:
             ids = list(completion.token_ids)
             lps = list(completion.logprobs)
@@ -152,33 +173,28 @@ class EpisodeContext:
                 raise ValueError(f"the policy returned {len(ids)} token ids but {len(lps)} logprobs")
             self._last_completion_ids = ids
             self._append(ids, 1, lps)
-        self.messages.append(message)
+        self.messages.append(shown)
         return message
 
-    def _observation_message(self, observation: Message) -> Message:
-        message = dict(observation)
-        if self.tool_role == "user" and message.get("role") == "tool":
-            message["role"] = "user"
-        return message
+    def add_observation(self, observation: list[Message]) -> None:
+        """Record the environment's answer (its messages); raises :class:`ContextOverflow` when it
+        does not fit.
 
-    def add_observation(self, observation: Message) -> None:
-        """Record the environment's answer; raises :class:`ContextOverflow` when it does not fit.
-
-        On overflow the message joins the transcript but not ``token_ids``: the tokens stay
+        On overflow the messages join the transcript but not ``token_ids``: the tokens stay
         exactly what the policy saw and sampled.
         """
-        message = self._observation_message(observation)
+        new = [dict(m) for m in observation]
         if not self.token_level:
-            self.messages.append(message)
+            self.messages.extend(new)
             return
         try:
-            ids = self.renderer.append_observation(self.messages, [message], self.tools, self._last_completion_ids)
+            ids = self.renderer.append_observation(self.messages, new, self.tools, self._last_completion_ids)
             fresh = False
         except Exception as exc:  # the template is not prefix-stable: start a new segment
             if type(exc).__name__ != "PrefixBroken":
                 raise
-            ids, fresh = self.renderer.initial([*self.messages, message], self.tools), True
-        self.messages.append(message)
+            ids, fresh = self.renderer.initial([*self.messages, *new], self.tools), True
+        self.messages.extend(new)
         total = len(ids) if fresh else len(self.token_ids) + len(ids)
         if self.max_context_tokens is not None and self.max_context_tokens - total < self.min_generation_tokens:
             raise ContextOverflow(f"context overflow: {total} tokens, limit {self.max_context_tokens}")
@@ -192,17 +208,17 @@ class EpisodeContext:
             self.token_ids, self.loss_mask, self.logprobs = [], [], []
         self._append(ids, 0)
 
-    def add_final_observation(self, observation: Message) -> None:
-        """The observation that ended the episode: transcript only (the policy never sees it)."""
-        self.messages.append(self._observation_message(observation))
+    def add_final_observation(self, observation: list[Message]) -> None:
+        """The answer that ended the episode: transcript only (the policy never sees it)."""
+        self.messages.extend(dict(m) for m in observation)
 
 
 class ContextBuilder:
     """Builds each episode's :class:`EpisodeContext`; subclass or configure to change what the model sees.
 
-    ``tool_role="user"`` rewrites ``tool`` observations as ``user`` messages: needed by chat
-    APIs that only accept ``tool`` messages answering native ``tool_calls``. ``None``
-    (default) keeps them for token-level policies and rewrites them for text-only ones.
+    ``system_prompt`` replaces the environment's (e.g. to state the exact reply format);
+    ``show_tools=False`` leaves the tool schemas out of the prompt (plain-text replies), while
+    calls the model writes are still read against the environment's tools.
     """
 
     def __init__(
@@ -210,18 +226,20 @@ class ContextBuilder:
         *,
         max_context_tokens: int | None = 4096,
         include_system_prompt: bool = True,
-        tool_role: Literal["keep", "user"] | None = None,
+        system_prompt: str | None = None,
+        show_tools: bool = True,
         min_generation_tokens: int = 1,
     ):
         self.max_context_tokens = max_context_tokens
         self.include_system_prompt = include_system_prompt
-        self.tool_role = tool_role
+        self.system_prompt = system_prompt
+        self.show_tools = show_tools
         self.min_generation_tokens = min_generation_tokens
 
     def opening_messages(self, observation: Message, info: dict[str, Any]) -> list[Message]:
         """System prompt (if any) and the first observation."""
         messages: list[Message] = []
-        system = info.get("system_prompt") or ""
+        system = self.system_prompt if self.system_prompt is not None else (info.get("system_prompt") or "")
         if self.include_system_prompt and system:
             messages.append({"role": "system", "content": system})
         messages.append(dict(observation))
@@ -257,19 +275,18 @@ class ContextBuilder:
             unguided = copy.deepcopy(messages)
             messages = self.apply_guidance(messages, guidance)
             metadata["guidance"] = guidance.record()
-        tool_role = self.tool_role or ("keep" if renderer is not None else "user")
         ctx = EpisodeContext(
             messages=messages,
-            tools=info.get("tools"),
+            tools=info.get("tools") if self.show_tools else None,
             renderer=renderer,
             max_context_tokens=self.max_context_tokens,
             min_generation_tokens=self.min_generation_tokens,
-            tool_role=tool_role,
+            tool_params=tool_params(info.get("tools")),
             metadata=metadata,
         )
         ctx.start()
         if unguided is not None and renderer is not None:
             # The first prompt as it would be without guidance: lets the learner train on the
-            # unguided context (guidance "strip" mode, agentgym.rollout.guidance).
+            # unguided context (guidance "strip" mode, agentgym.train.offpolicy).
             ctx.metadata["unguided_prompt_ids"] = renderer.initial(unguided, ctx.tools)
         return ctx

@@ -1,60 +1,47 @@
 """The async multi-turn rollout engine.
 
 Many episodes run at once, over any mix of environments, with one policy. Each episode
-is a coroutine: render the context, ask the policy (through a :class:`BatchingPolicy`,
-so concurrent episodes share forward passes), step the environment, append the
-observation, until the environment ends the episode, the context overflows, the episode
-times out or something raises. A failure ends only that episode (``status="failed"``,
-``error`` set); the rest of the batch goes on.
+is a coroutine: create the environment through the env factory, reset it, render the
+context, ask the policy (through a :class:`BatchingPolicy`, so concurrent episodes share
+forward passes; a scripted :class:`~agentgym.policy.base.ActionSource` is asked directly),
+step the environment with the assistant message (content and tool calls), append its
+answer, until the environment ends the episode, the context overflows, the episode times
+out or something raises. A failure ends only that episode (``status="failed"``, ``error``
+set); the rest of the batch goes on.
 
     engine = RolloutEngine(policy, RolloutConfig(max_batch=32))
     groups = await engine.run_groups([EpisodeSpec("maze/v0", task=t) for t in tasks], group_size=8)
 
+Environments are reached only through the :class:`~agentgym.core.protocol.AsyncEnv`
+protocol, created only by the engine's :class:`~agentgym.core.factory.EnvFactory`.
 Concurrency is bounded per environment (``env_concurrency``, keyed by env id or family:
 sandboxes are expensive), in total (``max_concurrent_episodes``), and per policy
-(``policy_concurrency`` generate calls in flight).
+(``policy_concurrency`` generate calls in flight); every environment call is bounded by
+``step_timeout_s``. Guidance uses the same limits through :meth:`RolloutEngine.env_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from agentgym.core.registry import make
+from agentgym.core.factory import EnvFactory, env_factory
+from agentgym.core.protocol import AsyncEnv, merge_messages
 from agentgym.core.task import Task
-from agentgym.policy.base import Completion, Policy, SamplingParams
+from agentgym.policy.base import ActionSource, Completion, GenerationRequest, Policy, SamplingParams
 from agentgym.rollout.batching import BatchingPolicy
+from agentgym.rollout.config import RolloutConfig
 from agentgym.rollout.context import ContextBuilder, ContextOverflow, EpisodeContext, Guidance, TokenRenderer
-from agentgym.rollout.trajectory import Trajectory, Turn, write_jsonl
+from agentgym.rollout.trajectory import Trajectory, Turn
 
 TrajectoryCallback = Callable[[Trajectory], Any]
-
-
-class RolloutConfig(BaseModel):
-    """How the engine runs episodes."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    max_context_tokens: int | None = 4096
-    episode_timeout_s: float | None = None  # the whole episode, waiting for the policy included
-    step_timeout_s: float | None = 300.0  # one environment reset or step
-    max_concurrent_episodes: int = 256
-    env_concurrency: dict[str, int] = Field(default_factory=dict)
-    default_env_concurrency: int | None = None
-    max_batch: int = 64
-    batch_wait_s: float = 0.005
-    policy_concurrency: int = 1
-    token_level: bool | None = None  # None: token-level whenever the policy has a chat renderer
 
 
 @dataclass
@@ -76,7 +63,7 @@ class PolicyFailure(RuntimeError):
 
 
 class EnvTimeout(RuntimeError):
-    """An environment reset or step exceeded ``step_timeout_s``."""
+    """An environment call (creation, reset, step, hook) exceeded ``step_timeout_s``."""
 
 
 class RolloutEngine:
@@ -84,22 +71,25 @@ class RolloutEngine:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | ActionSource,
         config: RolloutConfig | None = None,
         *,
+        factory: EnvFactory | str | None = None,
         context: ContextBuilder | None = None,
         renderer: TokenRenderer | None = None,
         policy_version: int = 0,
     ):
         self.config = config or RolloutConfig()
         self.policy = policy
+        self.factory = env_factory(factory)
+        self.actor: ActionSource | None = policy if isinstance(policy, ActionSource) else None
         self.batcher = BatchingPolicy(
             policy,
             max_batch=self.config.max_batch,
             max_wait_s=self.config.batch_wait_s,
             max_concurrency=self.config.policy_concurrency,
         )
-        self.context = context or ContextBuilder(max_context_tokens=self.config.max_context_tokens)
+        self.context = context or self.config.context_builder()
         if self.config.token_level is False:
             renderer = None
         elif renderer is None:
@@ -173,11 +163,11 @@ class RolloutEngine:
             policy_version=self.policy_version,
             metadata=dict(spec.metadata),
         )
-        async with self._episode_slots, self._env_slot(spec.env_id):
+        assert self._episode_slots is not None
+        async with self._episode_slots:
             start = time.perf_counter()
-            holder: dict[str, Any] = {}
             try:
-                body = self._episode(spec, traj, holder)
+                body = self._episode(spec, traj)
                 if self.config.episode_timeout_s is not None:
                     await asyncio.wait_for(body, self.config.episode_timeout_s)
                 else:
@@ -190,106 +180,26 @@ class RolloutEngine:
                 traj.error = f"{type(exc).__name__}: {exc}"
                 traj.metadata["traceback"] = traceback.format_exc(limit=8)
             finally:
-                env = holder.get("env")
                 traj.timings["wall_s"] = time.perf_counter() - start
-                if env is not None:
-                    await _close(env)
         if on_trajectory is not None:
             result = on_trajectory(traj)
             if inspect.isawaitable(result):
                 await result
         return traj
 
-    async def aclose(self) -> None:
-        """Stop the batching queue (the policy itself is left open)."""
-        await self.batcher.aclose()
-
-    # ----------------------------------------------------------------- internals
-    async def _episode(self, spec: EpisodeSpec, traj: Trajectory, holder: dict[str, Any]) -> None:
-        gen_s = env_s = 0.0
-        t0 = time.perf_counter()
-        env = await _make_env(spec)
-        holder["env"] = env
-        options = {"task": spec.task} if spec.task is not None else None
-        obs, info = await self._env_call(env.areset(seed=spec.seed, options=options), "reset")
-        env_s += time.perf_counter() - t0
-        traj.timings["reset_s"] = env_s
-        traj.task_id = str(info.get("task_id", traj.task_id))
-        last_progress = await _progress_of(env)  # retrospective progress rewards read these
-        if last_progress is not None:
-            traj.metadata["initial_progress"] = last_progress
-        ctx: EpisodeContext | None = None
-        try:
+    @contextlib.asynccontextmanager
+    async def env_session(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> AsyncIterator[AsyncEnv]:
+        """An environment from the factory, within the env's concurrency limit; closed on exit."""
+        self._bind_loop()
+        async with self._env_slot(env_id):
+            env = await self.env_call(self.factory.create(env_id, dict(env_kwargs or {})), "creation")
             try:
-                ctx = self.context.start(obs, info, renderer=self.renderer, guidance=spec.guidance)
-            except ContextOverflow as exc:
-                traj.messages = self.context.opening_messages(obs, info)
-                traj.status, traj.metadata["truncation"] = "truncated", str(exc)
-                return
-            traj.metadata.update(ctx.metadata)
-            traj.metadata["token_level"] = ctx.token_level
-            traj.messages = ctx.messages
-            params = replace(spec.sampling or self.config.sampling, n=1)
-            while True:
-                version = self.policy_version
-                request = ctx.request(params, env=env)
-                t = time.perf_counter()
-                completion = (await self.batcher.generate_one(request))[0]
-                turn_gen = time.perf_counter() - t
-                gen_s += turn_gen
-                _check_completion(completion)
-                if getattr(completion, "version", None) is not None:
-                    version = int(completion.version)
-                start = len(ctx.token_ids)
-                ctx.add_completion(completion)
-                end = len(ctx.token_ids)
-                t = time.perf_counter()
-                obs, reward, terminated, truncated, step_info = await self._env_call(env.astep(completion.text), "step")
-                if spec.guidance is not None and spec.guidance.every_turn and not (terminated or truncated):
-                    obs = spec.guidance.with_turn_hint(obs, await _hint_of(env))
-                turn_info = _jsonable(step_info)
-                progress = await _progress_of(env)
-                if progress is not None:
-                    turn_info["progress"] = progress
-                turn_env = time.perf_counter() - t
-                env_s += turn_env
-                traj.turns.append(
-                    Turn(
-                        action=completion.text,
-                        observation=dict(obs),
-                        reward=float(reward),
-                        info=turn_info,
-                        start=start,
-                        end=end,
-                        finish_reason=completion.finish_reason,
-                        generation_s=turn_gen,
-                        env_s=turn_env,
-                        num_tokens=len(completion.token_ids),
-                        policy_version=version,
-                    )
-                )
-                traj.reward += float(reward)
-                if terminated or truncated:
-                    ctx.add_final_observation(obs)
-                    traj.status = "completed" if terminated else "truncated"
-                    traj.success = bool(step_info.get("success", False))
-                    if truncated:
-                        traj.metadata["truncation"] = str(step_info.get("reason", "environment truncated"))
-                    return
-                try:
-                    ctx.add_observation(obs)
-                except ContextOverflow as exc:
-                    traj.status, traj.success = "truncated", False
-                    traj.metadata["truncation"] = str(exc)
-                    return
-        finally:
-            if ctx is not None:
-                traj.token_ids, traj.loss_mask, traj.logprobs = ctx.token_ids, ctx.loss_mask, ctx.logprobs
-                traj.metadata.update(ctx.metadata)
-            traj.timings["generation_s"] = gen_s
-            traj.timings["env_s"] = env_s
+                yield env
+            finally:
+                await _close(env, self.config.step_timeout_s or 60.0)
 
-    async def _env_call(self, call: Any, what: str) -> Any:
+    async def env_call(self, call: Awaitable[Any], what: str) -> Any:
+        """Await an environment call within ``step_timeout_s``."""
         limit = self.config.step_timeout_s
         if limit is None:
             return await call
@@ -297,6 +207,119 @@ class RolloutEngine:
             return await asyncio.wait_for(call, limit)
         except asyncio.TimeoutError:
             raise EnvTimeout(f"the environment's {what} took longer than {limit} s") from None
+
+    async def hint(self, env: AsyncEnv) -> str | None:
+        """The env's current hint, or None (also when asking fails: guidance never ends an episode)."""
+        return await self._optional(env.ahint(), "hint", str)
+
+    async def aclose(self) -> None:
+        """Stop the batching queue (the policy itself is left open)."""
+        await self.batcher.aclose()
+
+    # ----------------------------------------------------------------- internals
+    async def _episode(self, spec: EpisodeSpec, traj: Trajectory) -> None:
+        gen_s = env_s = 0.0
+        t0 = time.perf_counter()
+        async with self.env_session(spec.env_id, spec.env_kwargs) as env:
+            options = {"task": spec.task} if spec.task is not None else None
+            obs, info = await self.env_call(env.areset(seed=spec.seed, options=options), "reset")
+            traj.task_id = str(info.get("task_id", traj.task_id))
+            traj.task = _task_of(info.get("task"), spec.task)
+            last_progress = await self._progress(env)  # retrospective progress rewards read these
+            env_s += time.perf_counter() - t0
+            traj.timings["reset_s"] = env_s
+            if last_progress is not None:
+                traj.metadata["initial_progress"] = last_progress
+            ctx: EpisodeContext | None = None
+            try:
+                try:
+                    ctx = self.context.start(obs, info, renderer=self.renderer, guidance=spec.guidance)
+                except ContextOverflow as exc:
+                    traj.messages = self.context.opening_messages(obs, info)
+                    traj.status, traj.metadata["truncation"] = "truncated", str(exc)
+                    return
+                traj.metadata.update(ctx.metadata)
+                traj.metadata["token_level"] = ctx.token_level
+                traj.messages = ctx.messages
+                params = replace(spec.sampling or self.config.sampling, n=1)
+                while True:
+                    version = self.policy_version
+                    t = time.perf_counter()
+                    completion = await self._complete(env, ctx.request(params))
+                    turn_gen = time.perf_counter() - t
+                    gen_s += turn_gen
+                    _check_completion(completion)
+                    if completion.version is not None:
+                        version = int(completion.version)
+                    start = len(ctx.token_ids)
+                    message = ctx.add_completion(completion)
+                    end = len(ctx.token_ids)
+                    t = time.perf_counter()
+                    result = await self.env_call(env.astep(message), "step")
+                    answer = result.messages
+                    if spec.guidance is not None and spec.guidance.every_turn and not result.done:
+                        answer = spec.guidance.with_turn_hint(answer, await self.hint(env))
+                    turn_info = _jsonable(result.info)
+                    progress = await self._progress(env)
+                    if progress is not None:
+                        turn_info["progress"] = progress
+                    turn_env = time.perf_counter() - t
+                    env_s += turn_env
+                    traj.turns.append(
+                        Turn(
+                            action=completion.text,
+                            observation=merge_messages(answer),
+                            reward=float(result.reward),
+                            info=turn_info,
+                            start=start,
+                            end=end,
+                            finish_reason=completion.finish_reason,
+                            generation_s=turn_gen,
+                            env_s=turn_env,
+                            num_tokens=len(completion.token_ids),
+                            policy_version=version,
+                            tool_calls=list(message.get("tool_calls") or []),
+                        )
+                    )
+                    traj.reward += float(result.reward)
+                    if result.done:
+                        ctx.add_final_observation(answer)
+                        traj.status = "completed" if result.terminated else "truncated"
+                        traj.success = bool(result.info.get("success", False))
+                        if result.truncated:
+                            traj.metadata["truncation"] = str(result.info.get("reason", "environment truncated"))
+                        return
+                    try:
+                        ctx.add_observation(answer)
+                    except ContextOverflow as exc:
+                        traj.status, traj.success = "truncated", False
+                        traj.metadata["truncation"] = str(exc)
+                        return
+            finally:
+                if ctx is not None:
+                    traj.token_ids, traj.loss_mask, traj.logprobs = ctx.token_ids, ctx.loss_mask, ctx.logprobs
+                    traj.metadata.update(ctx.metadata)
+                traj.timings["generation_s"] = gen_s
+                traj.timings["env_s"] = env_s
+
+    async def _complete(self, env: AsyncEnv, request: GenerationRequest) -> Completion:
+        """The policy's reply: a scripted action source asks the env, a policy generates (batched)."""
+        if self.actor is not None:
+            return await self.actor.act(env, request)
+        return (await self.batcher.generate_one(request))[0]
+
+    async def _progress(self, env: AsyncEnv) -> float | None:
+        """``env.aprogress()`` (state progress in [0, 1]), read by retrospective progress rewards."""
+        return await self._optional(env.aprogress(), "progress", float)
+
+    async def _optional(self, call: Awaitable[Any], what: str, convert: Callable[[Any], Any]) -> Any:
+        """An optional hook's converted value, or None when it has none or fails (bookkeeping and
+        guidance never end an episode); bounded by ``step_timeout_s``."""
+        try:
+            value = await self.env_call(call, what)
+            return None if value is None else convert(value)
+        except Exception:
+            return None
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -359,42 +382,12 @@ def renderer_of(policy: Any) -> TokenRenderer | None:
     return None
 
 
-async def _make_env(spec: EpisodeSpec):
-    return await asyncio.to_thread(make, spec.env_id, **spec.env_kwargs)  # unknown ids: a clear UserError
-
-
-async def _close(env: Any) -> None:
+async def _close(env: AsyncEnv, limit: float) -> None:
+    """Close within ``limit`` seconds (a close behind a hung hook must not hang the episode)."""
     try:
-        if getattr(env, "blocking", True):
-            await asyncio.to_thread(env.close)
-        else:
-            env.close()
+        await asyncio.wait_for(env.aclose(), limit)
     except Exception:  # closing must not hide the episode's own outcome
         pass
-
-
-async def _optional_hook(env: Any, name: str, convert: Callable[[Any], Any]) -> Any:
-    """``convert(env.<name>())`` for an optional env hook (``progress``, ``hint``), or None when
-    the env has no such hook, it returns None or it fails: bookkeeping and guidance never end an
-    episode."""
-    fn = getattr(env, name, None)
-    if fn is None:
-        return None
-    try:
-        value = await asyncio.to_thread(fn) if getattr(env, "blocking", True) else fn()
-        return None if value is None else convert(value)
-    except Exception:
-        return None
-
-
-async def _progress_of(env: Any) -> float | None:
-    """``env.progress()`` (state progress in [0, 1]), read by retrospective progress rewards."""
-    return await _optional_hook(env, "progress", float)
-
-
-async def _hint_of(env: Any) -> str | None:
-    """``env.hint()`` for step-level guidance."""
-    return await _optional_hook(env, "hint", str)
 
 
 def _check_completion(completion: Completion) -> None:
@@ -406,6 +399,19 @@ def _task_id(task: Task | dict | None) -> str:
     if task is None:
         return ""
     return str(task.id if isinstance(task, Task) else task.get("id", ""))
+
+
+def _task_of(reported: Any, given: Task | dict | None) -> Task | None:
+    """The episode's task: what the env reports playing (a remote env sends a dict), else the spec's."""
+    for candidate in (reported, given):
+        if isinstance(candidate, Task):
+            return candidate
+        if isinstance(candidate, dict):
+            try:
+                return Task.model_validate(candidate)
+            except ValueError:
+                continue
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -423,18 +429,3 @@ def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
     return str(obj)
-
-
-class JsonlSink:
-    """Streams finished trajectories to a JSONL file (one line each, flushed), off the event loop."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock: asyncio.Lock | None = None
-
-    async def __call__(self, traj: Trajectory) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            await asyncio.to_thread(write_jsonl, [traj], self.path)
-

@@ -8,17 +8,44 @@ token (0.0 elsewhere). Each :class:`Turn` records where its sampled tokens sit
 ``token_ids`` ends with the last sampled token: the observation that ended the episode is
 in ``messages`` and the last turn, never seen by the policy, so not in the tokens.
 Text-only policies (scripted, OpenAI chat) leave the token fields empty.
+
+A trajectory carries its :class:`~agentgym.core.task.Task` (hidden reference included, for
+scoring: the engine never renders it into a prompt) and, once the scoring pass of
+:mod:`agentgym.rewards` ran, its :class:`RewardParts`. ``reward`` stays the environment's
+own; :attr:`Trajectory.score` is what the learner trains on.
 Trajectories stream to JSONL, one per line, and read back unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+from agentgym.core.task import Task
+
 Status = Literal["completed", "truncated", "failed"]
+
+
+@dataclass
+class RewardParts:
+    """One trajectory's reward by part, filled once by the scoring pass (:mod:`agentgym.rewards`).
+
+    ``total = env_weight * outcome + rubric_weight * rubric - sum(penalties)`` (the rubric term
+    only when it was scored). ``progress`` holds per-turn retrospective progress scores: they
+    shape turn-level credit in the learner, not the total.
+    """
+
+    outcome: float
+    rubric: float | None = None
+    criteria: dict[str, float | None] = field(default_factory=dict)
+    progress: list[float | None] = field(default_factory=list)
+    #: How the progress scores came about: "ok", "partial", "unavailable", "unparseable", "error"...
+    progress_status: str = ""
+    penalties: dict[str, float] = field(default_factory=dict)
+    total: float = 0.0
 
 
 @dataclass
@@ -36,6 +63,13 @@ class Turn:
     env_s: float = 0.0
     num_tokens: int = 0  # sampled tokens of this turn (also for text-only policies that report them)
     policy_version: int = 0  # the policy version that sampled this turn
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # the reply's calls, with ids
+
+    def assistant_message(self) -> dict[str, Any]:
+        """The reply as the environment received it (to replay the turn)."""
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.action}
+        return {"role": "assistant", "content": self.action or None, "tool_calls": self.tool_calls}
 
 
 @dataclass
@@ -58,6 +92,8 @@ class Trajectory:
     policy_version: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    task: Task | None = None
+    rewards: RewardParts | None = None
 
     @property
     def num_turns(self) -> int:
@@ -67,16 +103,28 @@ class Trajectory:
     def num_sampled_tokens(self) -> int:
         return sum(self.loss_mask)
 
+    @property
+    def score(self) -> float:
+        """The reward the learner trains on: the scoring pass's total (the env's reward before it ran)."""
+        return self.rewards.total if self.rewards is not None else self.reward
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["task"] = self.task.model_dump(mode="json") if self.task is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Trajectory":
         """Build from a dict; keys this version does not know are ignored (newer writers)."""
         known = {f.name for f in fields(cls)}
         turn_known = {f.name for f in fields(Turn)}
+        parts_known = {f.name for f in fields(RewardParts)}
         data = {k: v for k, v in data.items() if k in known}
         data["turns"] = [Turn(**{k: v for k, v in t.items() if k in turn_known}) for t in data.get("turns", [])]
+        if data.get("task") is not None:
+            data["task"] = Task.model_validate(data["task"])
+        if data.get("rewards") is not None:
+            data["rewards"] = RewardParts(**{k: v for k, v in data["rewards"].items() if k in parts_known})
         return cls(**data)
 
 
@@ -101,3 +149,17 @@ def read_jsonl(path: str | Path) -> Iterator[Trajectory]:
             except json.JSONDecodeError:
                 continue
             yield Trajectory.from_dict(data)
+
+
+class JsonlSink:
+    """Streams finished trajectories to a JSONL file (one line each, flushed), off the event loop."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock: asyncio.Lock | None = None
+
+    async def __call__(self, traj: Trajectory) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await asyncio.to_thread(write_jsonl, [traj], self.path)

@@ -1,15 +1,17 @@
-"""Group-relative advantages and how they land on tokens.
+"""Group-relative advantages and how they land on tokens: the only place credit is assigned.
 
 GRPO samples G episodes per task and scores each against its own group:
 ``A_i = (r_i - mean(r)) / (std(r) + eps)``; Dr. GRPO drops the division by the std
-(it biases towards tasks that are nearly solved or nearly failed). A group whose rewards
-are all equal carries no signal; it can be dropped (DAPO's dynamic sampling).
+(it biases towards tasks that are nearly solved or nearly failed). ``r_i`` is the
+trajectory's scored total (:attr:`~agentgym.rollout.trajectory.Trajectory.score`). A group
+whose rewards are all equal carries no signal; it can be dropped (DAPO's dynamic sampling).
 
-Credit reaches tokens in two steps so turn-level rewards can be plugged in later:
-:func:`turn_advantages` maps an episode's outcome advantage and per-turn rewards (e.g.
-retrospective progress scores) to one advantage per turn, and :func:`spread_over_tokens`
-places each turn's value on that turn's sampled (mask-1) tokens. The default is the
-outcome advantage on every turn, which is plain GRPO.
+Credit reaches tokens in two steps so turn-level rewards can be plugged in:
+a :data:`TurnCredit` maps an episode's outcome advantage to one advantage per turn
+(:func:`outcome_credit`, plain GRPO; :mod:`agentgym.train.credit` adds retrospective
+progress), and :func:`spread_over_tokens` places each turn's value on that turn's sampled
+(mask-1) tokens. :func:`build_samples` returns the learner's samples and the statistics of
+exactly those samples, which is what gets logged.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class Sample:
     policy_version: int = 0
     reward: float = 0.0
     group: str = ""
+    #: The advantage of each turn, as placed on its tokens (turn-level credit included).
+    turn_advantages: list[float] = field(default_factory=list)
 
     @property
     def num_sampled(self) -> int:
@@ -90,7 +94,9 @@ class Sample:
 
 
 @dataclass
-class BatchStats:
+class SampleStats:
+    """What :func:`build_samples` kept and the advantages it placed: the figures that are logged."""
+
     groups: int = 0
     groups_dropped: int = 0
     trajectories: int = 0
@@ -99,7 +105,28 @@ class BatchStats:
     adv_std: float = 0.0
     adv_abs_mean: float = 0.0
     zero_variance_fraction: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
+    #: Groups with at least one non-zero advantage on a trained token, over all groups.
+    nonzero_adv_fraction: float = 0.0
+    turn_adv: list[float] = field(default_factory=list)
+
+    def metrics(self, tol: float = 1e-8) -> dict[str, float]:
+        """The statistics as flat metrics (``adv/*`` per episode, ``adv_turn/*`` per trained turn)."""
+        out = {
+            "groups/dropped": float(self.groups_dropped),
+            "groups/zero_variance_fraction": self.zero_variance_fraction,
+            "groups/nonzero_adv_fraction": self.nonzero_adv_fraction,
+            "episodes/failed": float(self.failed),
+            "adv/mean": self.adv_mean, "adv/std": self.adv_std, "adv/abs_mean": self.adv_abs_mean,
+        }
+        if self.turn_adv:
+            a = np.asarray(self.turn_adv)
+            out.update({
+                "adv_turn/mean": float(a.mean()), "adv_turn/std": float(a.std()),
+                "adv_turn/abs_mean": float(np.abs(a).mean()),
+                "adv_turn/min": float(a.min()), "adv_turn/max": float(a.max()),
+                "adv_turn/nonzero_fraction": float((np.abs(a) > tol).mean()),
+            })
+        return out
 
 
 def build_samples(
@@ -109,35 +136,38 @@ def build_samples(
     eps: float = 1e-6,
     drop_zero_variance: bool = False,
     credit: TurnCredit = outcome_credit,
-) -> tuple[list[Sample], BatchStats]:
-    """Score each group, map credit to tokens, and return learner samples + statistics.
+    tol: float = 1e-8,
+) -> tuple[list[Sample], SampleStats]:
+    """Score each group, map credit to tokens, and return learner samples + their statistics.
 
-    Failed episodes (engine errors) are left out of their group; groups left with fewer
-    than two episodes, or without sampled tokens, are dropped.
+    Failed episodes (engine errors) and episodes without sampled tokens are left out of their
+    group; groups left with fewer than two episodes are dropped.
     """
     samples: list[Sample] = []
-    stats = BatchStats(groups=len(groups))
+    stats = SampleStats(groups=len(groups))
     episode_advs: list[float] = []
-    zero_var = 0
+    zero_var = nonzero_groups = 0
     for group in groups:
         good = [t for t in group if t.status != "failed" and sum(t.loss_mask) > 0]
-        stats.failed += len(group) - len(good)
+        stats.failed += sum(t.status == "failed" for t in group)
         if len(good) < 2:
             stats.groups_dropped += 1
             continue
-        rewards = [t.reward for t in good]
+        rewards = [t.score for t in good]
         flat = float(np.ptp(rewards)) == 0.0
         zero_var += flat
         if flat and drop_zero_variance:
             stats.groups_dropped += 1
             continue
         advs = group_advantages(rewards, estimator, eps)
+        any_nonzero = False
         for traj, adv in zip(good, advs):
-            per_turn = credit(traj, float(adv)) if traj.turns else []
+            per_turn = list(credit(traj, float(adv))) if traj.turns else []
             if traj.turns:
                 token_adv = spread_over_tokens(traj, per_turn)
             else:  # no turn records: outcome advantage on every sampled token
                 token_adv = np.asarray(traj.loss_mask, dtype=np.float32) * float(adv)
+            any_nonzero |= bool((np.abs(token_adv) > tol).any())
             samples.append(
                 Sample(
                     token_ids=list(traj.token_ids),
@@ -145,13 +175,17 @@ def build_samples(
                     behaviour_logprobs=list(traj.logprobs),
                     advantages=token_adv,
                     policy_version=traj.policy_version,
-                    reward=traj.reward,
+                    reward=traj.score,
                     group=traj.group_id,
+                    turn_advantages=[float(v) for v in per_turn],
                 )
             )
             episode_advs.append(float(adv))
+            stats.turn_adv.extend(float(v) for v in per_turn)
+        nonzero_groups += any_nonzero
     stats.trajectories = len(samples)
     stats.zero_variance_fraction = zero_var / max(1, len(groups))
+    stats.nonzero_adv_fraction = nonzero_groups / max(1, len(groups))
     if episode_advs:
         a = np.asarray(episode_advs)
         stats.adv_mean, stats.adv_std, stats.adv_abs_mean = float(a.mean()), float(a.std()), float(np.abs(a).mean())

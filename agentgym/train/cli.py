@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config.to_yaml())
         return 0
-    from agentgym.train.pipeline import train
+    from agentgym.train.loop import train
 
     result = train(config, resume=args.resume, progress=False if args.no_progress else None)
     summary = {"run_dir": str(result.run_dir), "final_step": result.final_step, "wall_s": round(result.wall_s, 1)}

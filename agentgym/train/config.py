@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentgym.errors import UserError
-from agentgym.rewards.pipeline import RewardConfig
+from agentgym.guidance.config import GuidanceConfig
+from agentgym.rewards.config import RewardConfig
 from agentgym.rewards.progress import ProgressConfig
-from agentgym.rollout.guidance import GuidanceConfig
+from agentgym.rollout.config import RolloutConfig
 
 
 class _Strict(BaseModel):
@@ -41,7 +42,8 @@ class ModelConfig(_Strict):
     #: Anything ``agentgym.policy.load_policy`` accepts: "default" (SmolLM2-135M), a path, an HF id,
     #: or a backend-prefixed spec such as "hf:PATH" / "vllm:PATH".
     policy: str = "default"
-    #: Learner weights dtype. "auto": bf16 autocast on CUDA, fp32 on CPU.
+    #: Learner weights dtype. "auto": fp32 weights (bf16 autocast in the learner on CUDA);
+    #: "bfloat16": bf16 weights (half the memory; with share_weights the rollout model too).
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None
@@ -63,22 +65,26 @@ class EnvEntry(_Strict):
         return self.name or self.id
 
 
-class RolloutConfig(_Strict):
-    """How training episodes are sampled."""
+class TrainRolloutConfig(RolloutConfig):
+    """The ``rollout:`` section: the engine's :class:`~agentgym.rollout.config.RolloutConfig` (every
+    field settable: sampling, timeouts, ``env_concurrency``...) with training defaults, plus the
+    training-only fields below (``group_size``, ``groups_per_step``, ``max_turns``)."""
 
+    # ---- the engine's fields, with training defaults
+    temperature: float = Field(1.0, gt=0, description="the learner's log-probs use it too: not greedy")
+    max_tokens: int = Field(64, ge=1, description="tokens per policy turn")
+    max_context_tokens: int | None = Field(2048, ge=16)
+    max_concurrent_episodes: int = Field(64, ge=1)
+    # ---- training only
     group_size: int = Field(8, ge=2, description="episodes per task (G)")
     groups_per_step: int = Field(4, ge=1, description="tasks per learner step")
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(64, ge=1, description="tokens per policy turn")
     max_turns: int | None = Field(None, ge=1, description="overrides the env's turn limit")
-    concurrency: int = Field(64, ge=1, description="episodes in flight")
-    max_batch: int = Field(64, ge=1, description="requests per generate call")
-    max_context_tokens: int | None = Field(2048, ge=16)
-    #: Replaces the environment's system prompt (e.g. to state the exact reply format).
-    system_prompt: str | None = None
-    #: Show the environment's tool schemas to the model (False: plain-text replies only).
-    tools: bool = True
+
+    def engine_config(self, **overrides: object) -> RolloutConfig:
+        """The engine's part of this section (``overrides`` replace fields, e.g. the eval temperature)."""
+        engine_fields = RolloutConfig.model_fields
+        values = {k: v for k, v in self.model_dump().items() if k in engine_fields}
+        return RolloutConfig.model_validate({**values, **overrides})
 
 
 class AlgorithmConfig(_Strict):
@@ -175,7 +181,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     envs: list[EnvEntry] = Field(min_length=1)
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    rollout: TrainRolloutConfig = Field(default_factory=TrainRolloutConfig)
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -186,8 +192,10 @@ class TrainConfig(_Strict):
     guidance: GuidanceConfig = Field(default_factory=GuidanceConfig)
     #: Retrospective per-turn progress rewards (docs/guidance.md).
     progress: ProgressConfig = Field(default_factory=ProgressConfig)
-    #: Rubric rewards combined with the environment's (docs/rubrics.md); None: the env's reward alone.
-    rewards: RewardConfig | None = None
+    #: How the scoring pass combines rewards (docs/rubrics.md); the default is the env's reward alone.
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
+    #: Where environments come from: "local" (this process's registry) or a remote factory spec.
+    env_factory: str = "local"
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -1,4 +1,5 @@
-"""Per-step metrics: JSONL (the record), TensorBoard (to watch), a learning-curve PNG.
+"""Per-step metrics: what a batch of episodes did, JSONL (the record), TensorBoard (to watch),
+a learning-curve PNG.
 
 ``metrics.jsonl`` holds one JSON object per learner step (``{"step": 3, "reward/mean":
 ..., ...}``) and one per evaluation (``{"step": 10, "kind": "eval", ...}``). On resume
@@ -12,9 +13,44 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
+
+from agentgym.rollout.trajectory import Trajectory
+from agentgym.train.config import EnvEntry
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def rollout_metrics(groups: Sequence[Sequence[Trajectory]], version: int, envs: list[EnvEntry]) -> dict[str, Any]:
+    """Reward (the scored total; ``reward/env_mean`` the env's own), success, lengths and staleness
+    of one step's episodes, overall and per env."""
+    flat = [t for g in groups for t in g]
+    out: dict[str, Any] = {}
+    if not flat:
+        return out
+    rewards = np.asarray([t.score for t in flat], dtype=np.float64)
+    out["reward/mean"] = float(rewards.mean())
+    out["reward/std"] = float(rewards.std())
+    out["reward/env_mean"] = float(np.mean([t.reward for t in flat]))
+    out["success/mean"] = float(np.mean([t.success for t in flat]))
+    out["episodes"] = len(flat)
+    out["episode/turns"] = float(np.mean([t.num_turns for t in flat]))
+    out["episode/truncated"] = float(np.mean([t.status == "truncated" for t in flat]))
+    out["tokens/generated"] = int(sum(t.num_sampled_tokens for t in flat))
+    out["tokens/per_episode"] = float(np.mean([len(t.token_ids) for t in flat]))
+    staleness = [version - t.policy_version for t in flat]
+    out["staleness/mean"] = float(np.mean(staleness))
+    out["staleness/max"] = int(max(staleness))
+    if len(envs) > 1:
+        for entry in envs:
+            mine = [t for t in flat if t.metadata.get("env") == entry.label]
+            if mine:
+                out[f"env/{entry.label}/reward"] = float(np.mean([t.score for t in mine]))
+                out[f"env/{entry.label}/success"] = float(np.mean([t.success for t in mine]))
+                out[f"env/{entry.label}/episodes"] = len(mine)
+    return out
 
 
 def _clean(value: Any) -> Any:
@@ -140,10 +176,3 @@ def _moving_average(values: list[float], window: int) -> list[float]:
         chunk = [v for v in values[max(0, i - window + 1) : i + 1] if v == v]
         out.append(sum(chunk) / len(chunk) if chunk else float("nan"))
     return out
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (the eval package's estimator)."""
-    from agentgym.eval.metrics import wilson
-
-    return wilson(successes, n, z)

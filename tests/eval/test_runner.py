@@ -7,7 +7,7 @@ from agentgym.eval.runner import TRAJECTORIES
 from agentgym.policy.base import Completion
 from agentgym.rollout import read_jsonl
 
-from .conftest import OraclePolicy
+from .conftest import OraclePolicy, count_move, transcript
 
 SUITE = """
 name: count_small
@@ -47,7 +47,7 @@ class FlakyOracle(OraclePolicy):
                 self.fail -= 1
                 out.append([Completion(text="", finish_reason="error", error="boom")])
             else:
-                out.append([Completion(text=r.env.oracle_action())])
+                out.append([Completion(text=count_move(transcript(r)))])
         return out
 
 

@@ -65,7 +65,8 @@ class ScriptedText:
 
 
 class TokenOracle:
-    """Token-level scripted policy on the tiny tokenizer: the oracle move with probability ``p``, else a random one."""
+    """Token-level scripted player on the tiny tokenizer: the env's oracle move with probability ``p``, else
+    a random one (an action source: it asks the env through the protocol, and reports token ids)."""
 
     name = "token-oracle"
 
@@ -78,17 +79,14 @@ class TokenOracle:
         self.rng = random.Random(seed)
         self.requests: list[GenerationRequest] = []
 
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        out = []
-        for r in requests:
-            self.requests.append(r)
-            if self.rng.random() < self.p:
-                text = r.env.oracle_action()
-            else:
-                text = self.rng.choice(["up", "down", "left", "right"])
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
-            out.append([Completion(text=text, token_ids=ids, logprobs=[-0.5] * len(ids))])
-        return out
+    async def act(self, env, request: GenerationRequest) -> Completion:
+        self.requests.append(request)
+        if self.rng.random() < self.p:
+            text = await env.aoracle_action()
+        else:
+            text = self.rng.choice(["up", "down", "left", "right"])
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return Completion(text=text, token_ids=ids, logprobs=[-0.5] * len(ids))
 
     async def close(self) -> None:
         pass

@@ -9,8 +9,7 @@ import pytest
 import agentgym
 from agentgym.policy.base import Completion
 from agentgym.rewards.verifiable import contains_answer
-from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
-from agentgym.rollout.guidance import (
+from agentgym.guidance import (
     FeedbackProvider,
     GuidanceConfig,
     GuidedRollouts,
@@ -21,8 +20,9 @@ from agentgym.rollout.guidance import (
     TeacherProvider,
     build_providers,
     redact_answers,
-    strip_guidance,
 )
+from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
+from agentgym.train.offpolicy import strip_groups, strip_guidance
 
 from .conftest import HintFollower, ScriptedText, TokenOracle
 
@@ -183,7 +183,7 @@ async def test_env_hint_at_final_state_replays_the_attempt():
     assert env.hint() in a.groups[0][1].metadata["guidance"]["text"]
     for turn in a.groups[0][0].turns:
         if not env.done:
-            env.step(turn.action)
+            env.step(turn.assistant_message())
     assert env.hint() in b.groups[0][1].metadata["guidance"]["text"]
 
 
@@ -197,9 +197,10 @@ async def test_strip_trains_on_the_unguided_prompt_with_a_clipped_ratio(tiny_tok
     keep = await guided(cfg.model_copy(update={"context": "keep"})).run_groups(
         RolloutEngine(TokenOracle(tiny_tokenizer, p=0.0, seed=1)), [EpisodeSpec(MAZE, seed=3)], 1
     )
-    batch = await GuidedRollouts(cfg, build_providers(cfg), scorer=scorer).run_groups(
+    batch = await GuidedRollouts(cfg, build_providers(cfg)).run_groups(
         RolloutEngine(TokenOracle(tiny_tokenizer, p=0.0, seed=1)), [EpisodeSpec(MAZE, seed=3)], 1
     )
+    metrics = await strip_groups(batch.groups, scorer, cfg.ratio_clip)  # the learner's part
     kept, stripped = keep.groups[0][1], batch.groups[0][1]
     assert "Guidance for this attempt" in tiny_tokenizer.decode(kept.token_ids)
     assert stripped.metadata["guidance_stripped"] and "Guidance" not in tiny_tokenizer.decode(stripped.token_ids)
@@ -218,7 +219,7 @@ async def test_strip_trains_on_the_unguided_prompt_with_a_clipped_ratio(tiny_tok
             log_ratio = u - stripped.logprobs[i]
             assert -bound - 1e-9 <= log_ratio <= bound + 1e-9
             assert math.isclose(log_ratio, max(-bound, min(bound, u + 0.5)))
-    assert batch.metrics["guidance/stripped_fraction"] == 1.0 and batch.metrics["guidance/ratio_clipped_fraction"] > 0
+    assert metrics["guidance/stripped_fraction"] == 1.0 and metrics["guidance/ratio_clipped_fraction"] > 0
 
 
 def test_strip_leaves_text_only_episodes_alone():

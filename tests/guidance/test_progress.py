@@ -1,4 +1,4 @@
-"""Retrospective progress: env and LLM assessors, the formula, and where the credit lands."""
+"""Retrospective progress: env and LLM assessors in the scoring pass, the credit formula, and where it lands."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ import numpy as np
 import pytest
 
 from agentgym.policy.base import Completion
-from agentgym.rewards.progress import (
-    EnvProgressAssessor,
-    LLMProgressAssessor,
-    ProgressConfig,
-    advantage_metrics,
-    assess_groups,
-    normalise_group_progress,
-    parse_step_scores,
-)
+from agentgym.rewards.pipeline import RewardPipeline
+from agentgym.rewards.progress import EnvProgressAssessor, LLMProgressAssessor, parse_step_scores, progress_metrics
 from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
 from agentgym.rollout.trajectory import Trajectory, Turn
 from agentgym.train.advantages import build_samples, group_advantages
+from agentgym.train.credit import normalise_group_progress, progress_credit
 
 from .conftest import ScriptedText, TokenOracle
 
@@ -40,14 +34,13 @@ async def test_engine_records_progress_and_env_scores_are_its_differences(tiny_t
 async def test_progress_lands_on_the_right_turns_tokens(tiny_tokenizer):
     engine = RolloutEngine(TokenOracle(tiny_tokenizer, p=0.5, seed=0))
     groups = await engine.run_groups([EpisodeSpec("maze-medium/v0", seed=s) for s in (1, 2)], 4)
-    cfg = ProgressConfig(enabled=True, weight=0.7)
-    result = await assess_groups(groups, EnvProgressAssessor(), cfg)
-    samples, _ = build_samples(groups, credit=result.credit)
+    await RewardPipeline(assessor=EnvProgressAssessor()).score(groups)
+    samples, _ = build_samples(groups, credit=progress_credit(groups, weight=0.7))
     by_tokens = {tuple(s.token_ids): s for s in samples}
     checked = 0
     for group in groups:
         outcome = group_advantages([t.reward for t in group])
-        norm = normalise_group_progress([result.scores[t.id].scores for t in group], eps=cfg.eps, clip=cfg.clip)
+        norm = normalise_group_progress([t.rewards.progress for t in group])
         for traj, a_i, p_hat in zip(group, outcome, norm):
             adv = by_tokens[tuple(traj.token_ids)].advantages
             covered = np.zeros(len(adv), dtype=bool)
@@ -59,7 +52,8 @@ async def test_progress_lands_on_the_right_turns_tokens(tiny_tokenizer):
                 checked += 1
             assert np.all(adv[~covered] == 0.0)  # prompt and observation tokens carry nothing
     assert checked > 8
-    assert result.metrics["progress/scored_fraction"] == 1.0 and result.metrics["progress/std"] > 0
+    metrics = progress_metrics([t for g in groups for t in g])
+    assert metrics["progress/scored_fraction"] == 1.0 and metrics["progress/std"] > 0
 
 
 def test_normalisation_formula():
@@ -86,14 +80,15 @@ def _traj(tid: str, rewards_turns: list[float | None], reward: float = 0.0) -> T
 
 def test_all_failed_groups_get_signal_from_progress_only():
     group = [_traj("a", [0.2, 0.4]), _traj("b", [0.0, 0.0]), _traj("c", [0.1, None])]
-    plain = advantage_metrics([group])
-    assert plain["groups/nonzero_adv_fraction"] == 0.0
+    _, plain = build_samples([group])
+    assert plain.metrics()["groups/nonzero_adv_fraction"] == 0.0
     import asyncio
 
-    result = asyncio.run(assess_groups([group], EnvProgressAssessor(), ProgressConfig(weight=1.0)))
-    with_progress = advantage_metrics([group], result.credit)
-    assert with_progress["groups/nonzero_adv_fraction"] == 1.0 and with_progress["adv_turn/std"] > 0
-    assert result.scores["c"].status == "partial"
+    asyncio.run(RewardPipeline(assessor=EnvProgressAssessor()).score([group]))
+    _, with_progress = build_samples([group], credit=progress_credit([group], weight=1.0))
+    m = with_progress.metrics()
+    assert m["groups/nonzero_adv_fraction"] == 1.0 and m["adv_turn/std"] > 0
+    assert group[2].rewards.progress_status == "partial"
 
 
 @pytest.mark.parametrize(
@@ -136,5 +131,6 @@ async def test_llm_assessor_sees_the_whole_trajectory_and_records_failures():
 
     results = await LLMProgressAssessor(Broken(), retries=0).assess(trajs[:1])
     assert results[0].status == "error" and results[0].scores == [None, None]
-    metrics = (await assess_groups([trajs[:1]], LLMProgressAssessor(Broken(), retries=0), ProgressConfig())).metrics
+    await RewardPipeline(assessor=LLMProgressAssessor(Broken(), retries=0)).score(trajs[:1])
+    metrics = progress_metrics(trajs[:1])
     assert metrics["progress/failures"] == 1 and metrics["progress/scored_fraction"] == 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentgym.train.config import load_config
-from agentgym.train.pipeline import train
+from agentgym.train.loop import train
 
 
 @pytest.mark.slow

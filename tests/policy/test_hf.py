@@ -89,7 +89,7 @@ async def test_max_tokens_and_version(tiny_model):
     before = (await policy.generate([chat("hi", temperature=0, max_tokens=5)]))[0][0]
     with torch.no_grad():
         state["model.norm.weight"].mul_(-3.0)
-    assert policy.update_weights(state) == 1
+    assert await policy.update_weights(state) == 1
     after = (await policy.generate([chat("hi", temperature=0, max_tokens=5)]))[0][0]
     assert after.version == 1
     assert after.logprobs != pytest.approx(before.logprobs, abs=1e-3)

@@ -74,7 +74,7 @@ async def test_a_weight_update_drops_the_cache(pair):
     cached, _ = pair
     await converse(cached, turns=1)
     assert len(cached.prefix_cache) == 3
-    cached.update_weights()
+    await cached.update_weights()
     assert len(cached.prefix_cache) == 0
     await converse(cached, turns=2)
     assert cached.prefix_cache.hits == 3  # only the second turn of the new run

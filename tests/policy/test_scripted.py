@@ -1,67 +1,80 @@
-"""Scripted policies (random, oracle, replay) and policy specs."""
+"""Scripted players (random, oracle, replay): action sources that ask the env through the protocol."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import pytest
 
+from agentgym.core.protocol import AsyncEnv, StepResult
 from agentgym.errors import UserError
-from agentgym.policy import GenerationRequest, SamplingParams, load_policy
+from agentgym.policy import ActionSource, GenerationRequest, SamplingParams, load_policy
 from agentgym.policy.scripted import OraclePolicy, RandomPolicy, ReplayPolicy
 
 
-class Corridor(gym.Env):
-    """A one-dimensional corridor: the goal is to the right."""
+class Corridor(AsyncEnv):
+    """A one-dimensional corridor written against the protocol only: the goal is to the right."""
 
-    action_space = gym.spaces.Text(16)
-    observation_space = gym.spaces.Text(64)
+    def __init__(self, oracle: bool = True, tool_oracle: bool = False):
+        self.has_oracle, self.tool_oracle = oracle, tool_oracle
 
-    def __init__(self, oracle: bool = True):
-        self.position, self.has_oracle = 0, oracle
+    async def areset(self, *, seed=None, options=None):
+        return {"role": "user", "content": "walk"}, {"task_id": "corridor"}
 
-    def valid_actions(self):
+    async def astep(self, message):
+        return StepResult([{"role": "user", "content": "ok"}])
+
+    async def avalid_actions(self):
         return ["left", "right"]
 
-    def oracle_action(self):
+    async def aoracle_action(self):
         if not self.has_oracle:
-            raise NotImplementedError
+            return None
+        if self.tool_oracle:
+            call = {"id": "c1", "type": "function", "function": {"name": "move", "arguments": '{"to": "right"}'}}
+            return {"role": "assistant", "content": None, "tool_calls": [call]}
         return "right"
 
 
-def request(env, **params) -> GenerationRequest:
-    return GenerationRequest(messages=[{"role": "user", "content": "go"}], env=env, params=SamplingParams(**params))
+def request(**params) -> GenerationRequest:
+    return GenerationRequest(messages=[{"role": "user", "content": "go"}], params=SamplingParams(**params))
 
 
 async def test_random_is_uniform_over_valid_actions_and_seeded():
     policy = load_policy("scripted:random", seed=3)
-    (out,) = await policy.generate([request(Corridor(), n=200)])
-    texts = [c.text for c in out]
+    assert isinstance(policy, ActionSource)
+    texts = [(await policy.act(Corridor(), request())).text for _ in range(200)]
     assert set(texts) == {"left", "right"} and 60 < texts.count("left") < 140
-    assert out[0].token_ids == [] and out[0].logprobs == []
-    again = await RandomPolicy(seed=3).generate([request(Corridor(), n=200)])
-    assert [c.text for c in again[0]] == texts
-    a = await RandomPolicy().generate([request(None, n=5, seed=11)])
-    b = await RandomPolicy().generate([request(None, n=5, seed=11)])
-    assert [c.text for c in a[0]] == [c.text for c in b[0]] and all(c.text.isalpha() for c in a[0])
+    again = RandomPolicy(seed=3)
+    assert [(await again.act(Corridor(), request())).text for _ in range(200)] == texts
+
+    class Unlisted(Corridor):
+        async def avalid_actions(self):
+            return None
+
+    a = await RandomPolicy().act(Unlisted(), request(seed=11))
+    b = await RandomPolicy().act(Unlisted(), request(seed=11))
+    assert a.text == b.text and a.text.isalpha() and a.token_ids == [] and a.logprobs == []
 
 
-async def test_oracle_reads_env_through_wrappers():
-    env = gym.Wrapper(Corridor())  # gymnasium wrappers do not forward unknown attributes
-    (out,) = await load_policy("scripted:oracle").generate([request(env)])
-    assert out[0].text == "right"
+async def test_oracle_asks_the_env_and_passes_tool_calls_through():
+    out = await load_policy("scripted:oracle").act(Corridor(), request())
+    assert out.text == "right" and out.tool_calls is None
+    native = await OraclePolicy().act(Corridor(tool_oracle=True), request())
+    assert native.tool_calls[0]["id"] == "c1" and native.finish_reason == "tool_calls"
     with pytest.raises(UserError, match="has no oracle"):
-        await OraclePolicy().generate([request(Corridor(oracle=False))])
+        await OraclePolicy().act(Corridor(oracle=False), request())
 
 
-async def test_replay_keeps_a_cursor_per_env(tmp_path):
+async def test_replay_keeps_a_cursor_per_env_and_is_a_policy_too(tmp_path):
     path = tmp_path / "actions.jsonl"
     path.write_text('"up"\n{"text": "down"}\n{"action": "left"}\n')
     policy = load_policy(f"scripted:replay:{path}")
     one, two = Corridor(), Corridor()
-    texts = [(await policy.generate([request(env)]))[0][0].text for env in (one, one, two, one)]
+    texts = [(await policy.act(env, request())).text for env in (one, one, two, one)]
     assert texts == ["up", "down", "up", "left"]
-    done = (await policy.generate([request(one)]))[0][0]
+    done = await policy.act(one, request())
     assert done.finish_reason == "error" and "exhausted" in done.error
+    judge = ReplayPolicy(path)  # as a judge or teacher: one shared cursor
+    assert [[c.text for c in r] for r in await judge.generate([request(), request(n=2)])] == [["up"], ["down", "left"]]
     plain = tmp_path / "actions.txt"
     plain.write_text("look\nmove north\n")
     assert ReplayPolicy(plain).actions == ["look", "move north"]

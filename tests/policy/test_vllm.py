@@ -75,7 +75,7 @@ def test_vllm_agrees_with_hf_on_the_default_model_and_follows_weight_updates(def
             state["model.norm.weight"].mul_(1.5)
             state["model.layers.0.mlp.down_proj.weight"].mul_(-1.0)
             assert await engine.update_weights(state) == 1
-            hf.update_weights(state)
+            await hf.update_weights(state)
             probe = [chat(q, temperature=1.0, max_tokens=16, seed=1) for q in QUESTIONS[:4]]
             for request, (completion,) in zip(probe, await engine.generate(probe)):
                 assert completion.version == 1

@@ -44,7 +44,9 @@ async def test_scores_trajectories_with_weights_and_records_criteria():
     assert meta["criteria"][1]["rationale"] == "gives 6650 km"
     assert trajs[2].metadata["rubric"]["gated"] and trajs[2].metadata["rubric"]["failed_gates"] == ["nile"]
     assert trajs[3].metadata["rubric"] == {"score": None, "status": "no rubric"}
-    assert trajs[1].metadata["reward_parts"] == {"env": 0.0, "rubric": 0.5, "combined": 0.5}
+    parts = trajs[1].rewards
+    assert (parts.outcome, parts.rubric, parts.total) == (0.0, 0.5, 0.5)
+    assert parts.criteria == {"nile": 1.0, "explains": 0.0, "wrong": 0.0}
     assert policy.calls == 1  # every judged criterion of every trajectory in one batch
     m = pipeline.metrics()
     assert m["rubric/scored"] == 3 and m["rubric/no_rubric"] == 1 and m["rubric/gated"] == 1
@@ -73,15 +75,33 @@ async def test_rubric_sources_in_priority_order(tmp_path):
                           default_rubric=Rubric.coerce([{"kind": "regex", "pattern": "from-default"}]))
     a_task = Task(id="a", rubric=[{"kind": "regex", "pattern": "from-task"}])
     b = traj("b", "from-task")
-    b.metadata["task"] = Task(id="b", rubric=[{"kind": "regex", "pattern": "from-task"}]).model_dump()
+    b.task = Task(id="b", rubric=[{"kind": "regex", "pattern": "from-task"}])  # the task it carries
     trajs = [traj("a", "from-table"), b, traj("c", "from-file"), traj("d", "from-default")]
     assert await score_trajectories(trajs, config, tasks=[a_task]) == [1.0, 1.0, 1.0, 1.0]
 
 
-async def test_tasks_from_an_environment_id():
-    pipeline = RewardPipeline(RewardConfig(env_weight=0.0, tasks="qa/v0"))
+async def test_tasks_from_a_task_file_for_trajectories_without_their_task(tmp_path):
+    from agentgym.core.task import save_tasks
+    from envs.qa.env import questions
+
+    path = tmp_path / "qa.jsonl"
+    save_tasks(questions(), path)
+    pipeline = RewardPipeline(RewardConfig(env_weight=0.0, tasks=str(path)))
     [r] = await pipeline.score_trajectories([traj("qa-001", "Au, from aurum")])
     assert r == 1.0
+    with pytest.raises(ValueError, match="task JSONL file"):
+        RewardConfig(tasks="qa/v0")
+
+
+async def test_penalties_and_the_total():
+    t = traj("x", "whatever", reward=1.0)
+    t.turns[0].info["invalid_action"] = True
+    t.turns.append(Turn(action="again", observation={}, info={"invalid_action": True}))
+    t.status = "truncated"
+    config = RewardConfig(penalties={"invalid_action": 0.1, "truncated": 0.25})
+    [total] = await RewardPipeline(config).score_trajectories([t])
+    assert t.rewards.penalties == {"invalid_action": pytest.approx(0.2), "truncated": 0.25}
+    assert total == pytest.approx(1.0 - 0.45) and t.rewards.rubric is None and t.reward == 1.0
 
 
 def test_response_of_prefers_the_reported_answer():

@@ -29,7 +29,7 @@ def qa_config(tmp_path, tiny_folder, *extra):
 async def test_grpo_steps_on_qa_with_rubric_rewards(tmp_path, tiny_folder):
     import asyncio
 
-    from agentgym.train.pipeline import train
+    from agentgym.train.loop import train
 
     cfg = qa_config(tmp_path, tiny_folder, "name=qa-tiny", "seed=0", "trainer.steps=2")
     result = await asyncio.to_thread(train, cfg)
@@ -43,8 +43,9 @@ async def test_grpo_steps_on_qa_with_rubric_rewards(tmp_path, tiny_folder):
     assert any("rubric" in t.turns[-1].info for t in trajs if t.turns)
 
     judge = Judge(FakePolicy("Rationale: judged\nScore: 1"))
-    pipeline = RewardPipeline(RewardConfig(env_weight=0.0, rubric_weight=1.0, tasks="qa/v0"),
-                              judges={"default": judge})
+    # the trajectories carry their tasks (rubrics and hidden references): no task source needed
+    assert all(t.task is not None and t.task.rubric for t in trajs)
+    pipeline = RewardPipeline(RewardConfig(env_weight=0.0, rubric_weight=1.0), judges={"default": judge})
     rewards = await pipeline.score_trajectories(trajs)
     assert len(rewards) == 8 and all(0.0 <= r <= 1.0 for r in rewards)
     judged = [c for t in trajs for c in t.metadata["rubric"]["criteria"] if c["kind"] == "judged"]
@@ -56,15 +57,14 @@ async def test_training_config_rewards_section_scores_rubrics_in_the_loop(tmp_pa
     """With `rewards:` in the config the learner itself calls the reward pipeline each step."""
     import asyncio
 
-    from agentgym.train.pipeline import train
+    from agentgym.train.loop import train
 
     cfg = qa_config(tmp_path, tiny_folder, "name=qa-rubric", "seed=1", "trainer.steps=1",
-                    "rewards={env_weight: 0.0, rubric_weight: 1.0, tasks: qa/v0}")
+                    "rewards={env_weight: 0.0, rubric_weight: 1.0}")
     result = await asyncio.to_thread(train, cfg)
     assert result.final_step == 1
     assert result.metrics[0].get("rubric/scored", 0) + result.metrics[0].get("rubric/unscorable", 0) == 4
     trajs = [t for f in sorted((cfg.run_path / "trajectories").glob("*.jsonl")) for t in read_jsonl(f)]
     assert len(trajs) == 4
     for t in trajs:
-        parts = t.metadata["reward_parts"]
-        assert t.reward == pytest.approx(parts["combined"]) and "criteria" in t.metadata["rubric"]
+        assert t.rewards.total == pytest.approx(t.rewards.rubric or 0.0) and "criteria" in t.metadata["rubric"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Sequence
 
 import pytest
@@ -57,8 +58,19 @@ class CountEnv(TextEnv):
 register("testcount/v0", CountEnv, description="rollout test env")
 
 
+def count_move(transcript: str) -> str:
+    """The optimal reply in a CountEnv episode, read from what the policy was shown."""
+    target = int(re.search(r"Reach (-?\d+)", transcript).group(1))
+    value = int(re.findall(r"(?:Now at|You are at) (-?\d+)", transcript)[-1])
+    return f"add[{max(-10, min(10, target - value))}]"
+
+
+def transcript(request: GenerationRequest) -> str:
+    return "\n".join(str(m.get("content") or "") for m in request.messages or [])
+
+
 class OraclePolicy:
-    """Text-only policy that asks the live env for its oracle action; records batch sizes."""
+    """Text-only policy that plays CountEnv optimally from the transcript it is sent; records batch sizes."""
 
     name = "test-oracle"
 
@@ -70,7 +82,7 @@ class OraclePolicy:
         self.batches.append(len(requests))
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        return [[Completion(text=r.env.oracle_action())] for r in requests]
+        return [[Completion(text=count_move(transcript(r)))] for r in requests]
 
     async def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ from agentgym.rollout import (
     write_jsonl,
 )
 
-from .conftest import CountEnv, OraclePolicy
+from .conftest import CountEnv, OraclePolicy, count_move, transcript
 
 
 def task(target: int, **extra) -> Task:
@@ -90,10 +90,10 @@ async def test_continuous_batching_policy_gets_each_request_alone():
         continuous_batching = True
 
         async def generate(self, requests):
-            slow = any(r.env.value == 0 and r.env.task.inputs["target"] == 9 for r in requests)
+            slow = any("Reach 9." in transcript(r) and len(r.messages) == 2 for r in requests)
             self.batches.append(len(requests))
             await asyncio.sleep(0.5 if slow else 0.01)
-            return [[Completion(text=r.env.oracle_action())] for r in requests]
+            return [[Completion(text=count_move(transcript(r)))] for r in requests]
 
     policy = Continuous()
     engine = RolloutEngine(policy, RolloutConfig(max_batch=8))
@@ -155,10 +155,14 @@ async def test_guidance_is_shown_and_recorded():
     assert traj.metadata["guidance"]["mode"] == "message"
 
 
-async def test_text_policies_get_tool_observations_as_user_messages(oracle):
+async def test_text_policies_get_a_valid_openai_transcript(oracle):
+    """Calls written in text become tool_calls with ids; each is answered by a tool message naming it."""
     (traj,) = await RolloutEngine(oracle).run([EpisodeSpec("testcount/v0", task=task(15))])
-    assert [m["role"] for m in traj.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert traj.turns[0].observation["role"] == "tool"  # the env's own answer is kept as is
+    assert [m["role"] for m in traj.messages] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    for assistant, answer in ((traj.messages[2], traj.messages[3]), (traj.messages[4], traj.messages[5])):
+        (call,) = assistant["tool_calls"]
+        assert call["function"]["name"] == "add" and answer["tool_call_id"] == call["id"]
+    assert traj.turns[0].tool_calls == traj.messages[2]["tool_calls"] and traj.turns[0].observation["role"] == "tool"
     assert traj.token_ids == [] and traj.metadata["token_level"] is False
 
 

@@ -6,8 +6,10 @@ import random
 from typing import Sequence
 
 from agentgym import Task
-from agentgym.policy.base import Completion, GenerationRequest, SamplingParams
+from agentgym.policy.base import Completion, GenerationRequest
 from agentgym.rollout import EpisodeSpec, RolloutConfig, RolloutEngine
+
+from .conftest import count_move
 
 END = 1
 
@@ -42,7 +44,7 @@ class RecordingTokenPolicy:
         out = []
         for r in requests:
             assert r.prompt_ids is not None and r.messages is None
-            text = r.env.oracle_action()
+            text = count_move("".join(chr(i) for i in r.prompt_ids if i > END))
             ids = [ord(c) for c in text] + ([END] if self.stop_token else [])
             ids = ids[: r.params.max_tokens]
             comp = Completion(text=text, token_ids=ids, logprobs=[-self.rng.random() for _ in ids])
@@ -105,7 +107,7 @@ class TokenizerOraclePolicy(RecordingTokenPolicy):
     async def generate(self, requests):
         out = []
         for r in requests:
-            text = r.env.oracle_action()
+            text = count_move(self.tokenizer.decode(r.prompt_ids))
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
             comp = Completion(text=text, token_ids=ids, logprobs=[-self.rng.random() for _ in ids])
             self.requests.append(r)
@@ -165,12 +167,12 @@ async def test_tiny_hf_model_tokens_are_exactly_what_it_saw_and_sampled(tmp_path
 
 async def _tiny_run(tmp_path, HFPolicy, make_tiny_model):
     policy = Recorder(HFPolicy(str(make_tiny_model(tmp_path / "tiny"))))
-    engine = RolloutEngine(policy, RolloutConfig(sampling=SamplingParams(max_tokens=8), max_batch=2))
+    engine = RolloutEngine(policy, RolloutConfig(max_tokens=8, max_batch=2))
     specs = [EpisodeSpec("testcount/v0", task=Task(id=f"x{i}", inputs={"target": 30 + i}), env_kwargs={"max_turns": 3}) for i in range(3)]
     trajs = await engine.run(specs)
     for traj in trajs:
         assert traj.status in ("completed", "truncated") and traj.metadata["token_level"], traj.error
-        mine = [(r, c) for r, c in policy.calls if r.env is not None and r.prompt_ids[: len(traj.token_ids)] == traj.token_ids[: len(r.prompt_ids)]]
+        mine = [(r, c) for r, c in policy.calls if r.prompt_ids[: len(traj.token_ids)] == traj.token_ids[: len(r.prompt_ids)]]
         mine = [(r, c) for r, c in mine if traj.token_ids[len(r.prompt_ids) : len(r.prompt_ids) + len(c.token_ids)] == c.token_ids]
         assert len(mine) == traj.num_turns
         last_req, last = mine[-1]

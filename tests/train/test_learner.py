@@ -86,12 +86,12 @@ def test_reference_kl_and_checkpoint_round_trip(tmp_path):
 def test_lora_trains_only_adapters():
     pytest.importorskip("peft")
     from agentgym.train.config import TrainConfig as Run
-    from agentgym.train.pipeline import _apply_lora
+    from agentgym.train.model import apply_lora
 
     base = tiny_llama()
     samples = make_samples(base)
     cfg = Run.model_validate({"envs": [{"id": "maze/v0"}], "model": {"lora": {"r": 4, "alpha": 8}}})
-    model = _apply_lora(copy.deepcopy(base), cfg)
+    model = apply_lora(copy.deepcopy(base), cfg)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     adapters = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     assert adapters and all("lora" in n for n in adapters)

@@ -6,7 +6,7 @@ import pytest
 
 from agentgym.train.config import load_config
 from agentgym.train.metrics import read_metrics
-from agentgym.train.pipeline import train
+from agentgym.train.loop import train
 from tests.train.toy_env import register
 
 

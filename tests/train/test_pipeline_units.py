@@ -7,7 +7,8 @@ import pytest
 from agentgym.cli import main
 from agentgym.rollout.trajectory import Trajectory
 from agentgym.train.config import load_config
-from agentgym.train.pipeline import Trainer, rollout_metrics
+from agentgym.train.loop import Trainer
+from agentgym.train.metrics import rollout_metrics
 
 
 def config(tmp_path, *extra):
@@ -61,17 +62,16 @@ def test_the_learner_step_and_the_weight_sync_are_one_job(tiny_folder):
     import torch
 
     from agentgym.policy.hf import HFPolicy
+    from agentgym.train.weights import SharedSync
 
     policy = HFPolicy(str(tiny_folder))
     policy.prefix_cache.store([1, 2, 3], [(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2))], version=0)
     trainer = Trainer.__new__(Trainer)
-    trainer.sync_mode = "shared"
-    trainer._weights_lock = policy.lock
-    trainer.raw_policy = policy
+    trainer.sync = SharedSync(policy, policy.model, policy.weights())
     steps = []
     trainer.learner = types.SimpleNamespace(
         step=lambda samples, update_lock=None: steps.append(update_lock is policy.lock) or {"loss": 0.0})
-    learned, sync_s = trainer._learn_and_sync(["sample"])
+    learned, sync_s = trainer._learn_and_publish(["sample"])
     assert learned == {"loss": 0.0} and steps == [True] and sync_s >= 0
     assert policy.version == 1 and len(policy.prefix_cache) == 0
-    assert trainer._learn_and_sync([])[0] is None and steps == [True] and policy.version == 2
+    assert trainer._learn_and_publish([])[0] is None and steps == [True] and policy.version == 2

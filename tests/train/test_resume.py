@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from agentgym.train.checkpoint import list_checkpoints, step_dir
 from agentgym.train.config import save_config
 from agentgym.train.metrics import read_metrics
-from agentgym.train.pipeline import Trainer, train
+from agentgym.train.loop import Trainer, train
 from tests.train.test_learning import toy_config
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import torch
 
 from agentgym.rollout.trajectory import read_jsonl
 from agentgym.train.config import load_config
-from agentgym.train.pipeline import train
+from agentgym.train.loop import train
 from tests.train.toy_env import register
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

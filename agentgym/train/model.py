@@ -1,0 +1,109 @@
+"""Model set-up: the rollout policy, the learner's trainable model, its weight sync, the export.
+
+Where the policy's weights live decides the rest (:meth:`~agentgym.policy.base.
+TrainablePolicy.weights`): an hf policy generates with a torch module in this process, so the
+learner trains that very module (``pipeline.share_weights``) or a copy of it; a vLLM policy
+holds its own copy, so the learner loads the same weights from the model folder with
+transformers and pushes its state after each step. ``model.dtype`` sets the learner's weights
+(``auto``: fp32, with bf16 autocast on CUDA inside the learner).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentgym.errors import UserError, require
+from agentgym.policy.base import LocalWeights, TrainablePolicy
+from agentgym.train.config import TrainConfig
+from agentgym.train.weights import CopySync, PushSync, SharedSync, WeightSync
+
+
+@dataclass
+class ModelSetup:
+    """What the trainer holds: the policy, the trainable model, a frozen reference, the sync."""
+
+    policy: TrainablePolicy
+    model: Any
+    ref_model: Any
+    sync: WeightSync
+
+
+def load_rollout_policy(config: TrainConfig) -> TrainablePolicy:
+    """The rollout policy ``model.policy`` names; refused unless a learner can train it."""
+    from agentgym.policy import load_policy
+
+    policy = load_policy(config.model.policy, **config.model.policy_kwargs)
+    if not isinstance(policy, TrainablePolicy):
+        raise UserError(f"policy {config.model.policy!r} cannot be trained (its weights are out of reach); "
+                        "train an hf: or vllm: policy.")
+    return policy
+
+
+def build_model(config: TrainConfig, policy: TrainablePolicy) -> ModelSetup:
+    """The learner's model, reference model and weight sync for ``policy`` (run on the torch thread)."""
+    weights = policy.weights()
+    if isinstance(weights, LocalWeights):
+        model = weights.module if config.pipeline.share_weights else copy.deepcopy(weights.module)
+    else:
+        model = _load_from_folder(weights.path)
+    model = _to_dtype(model, config.model.dtype)
+    if config.model.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable()
+    ref_model = copy.deepcopy(model).requires_grad_(False).eval() if config.algorithm.kl_coef > 0 else None
+    if config.model.lora is not None:
+        model = apply_lora(model, config)
+    else:
+        model.requires_grad_(True)
+    if not isinstance(weights, LocalWeights):
+        sync: WeightSync = PushSync(policy, model)
+    elif config.pipeline.share_weights:
+        sync = SharedSync(policy, model, weights)
+    else:
+        sync = CopySync(policy, model, weights)
+    return ModelSetup(policy, model, ref_model, sync)
+
+
+def _load_from_folder(path: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
+
+
+def _to_dtype(model: Any, dtype: str) -> Any:
+    """``float32`` / ``auto``: fp32 weights (the learner autocasts to bf16 on CUDA); ``bfloat16``: bf16."""
+    import torch
+
+    if dtype == "bfloat16":
+        return model.to(torch.bfloat16)
+    return model.float()
+
+
+def apply_lora(model: Any, cfg: TrainConfig) -> Any:
+    peft = require("peft", "lora", "LoRA training")
+    lora = cfg.model.lora
+    assert lora is not None
+    peft_config = peft.LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules, task_type="CAUSAL_LM",
+    )
+    return peft.get_peft_model(model, peft_config)
+
+
+def export_model(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Save the trained weights (LoRA merged) and tokenizer as a folder ``hf:FOLDER`` can load; atomic."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    merge = getattr(model, "merge_and_unload", None)  # a peft model: merge the adapters into a copy
+    if callable(merge):
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+        tokenizer.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)

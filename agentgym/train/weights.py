@@ -1,0 +1,96 @@
+"""Weight sync: after each learner step the rollout policy generates with the new weights.
+
+One protocol, three ways, chosen from where the policy's weights live
+(:meth:`~agentgym.policy.base.TrainablePolicy.weights`):
+
+* ``shared`` — an hf policy generates with the learner's module itself: nothing to copy. The
+  learner holds the policy's lock while the optimizer writes; ``publish`` tells the policy
+  (``commit``: its version moves on, its prefix cache of the old weights is dropped) in the
+  same torch-thread job as the step, so no generation runs in between.
+* ``copy`` — the learner trains its own copy; ``publish`` copies it into the policy's module
+  under the policy's lock, then commits, in the same job.
+* ``push`` — the policy's engine holds its own copy (vLLM): ``publish`` takes the learner's
+  full state dict (LoRA merged) on the torch thread, ``apublish`` awaits
+  ``policy.update_weights(state)``.
+
+The trainer runs ``learner.step(samples, update_lock=sync.update_lock)`` and ``sync.publish()``
+as one job on the torch thread, then awaits ``sync.apublish()``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from agentgym.policy.base import LocalWeights, TrainablePolicy
+
+
+class WeightSync:
+    """How new weights reach the rollout policy (see the module docstring)."""
+
+    mode = ""
+    #: Held by the learner while the optimizer writes the weights (a module generation shares).
+    update_lock: Any = None
+
+    def __init__(self, policy: TrainablePolicy, learner_model: Any):
+        self.policy = policy
+        self.learner_model = learner_model
+
+    def publish(self) -> None:
+        """The torch-thread part, in the same job as the learner step."""
+
+    async def apublish(self) -> None:
+        """The event-loop part, after that job."""
+
+
+class SharedSync(WeightSync):
+    mode = "shared"
+
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, handle: LocalWeights):
+        super().__init__(policy, learner_model)
+        self.handle = handle
+        self.update_lock = handle.lock
+
+    def publish(self) -> None:
+        self.handle.commit()
+
+
+class CopySync(WeightSync):
+    mode = "copy"
+
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, handle: LocalWeights):
+        super().__init__(policy, learner_model)
+        self.handle = handle
+
+    def publish(self) -> None:
+        import torch
+
+        src = dict(self.learner_model.named_parameters())
+        with self.handle.lock, torch.no_grad():
+            for name, p in self.handle.module.named_parameters():
+                p.copy_(src[name])
+        self.handle.commit()
+
+
+class PushSync(WeightSync):
+    mode = "push"
+
+    def __init__(self, policy: TrainablePolicy, learner_model: Any):
+        super().__init__(policy, learner_model)
+        self._state: dict[str, Any] | None = None
+
+    def publish(self) -> None:
+        self._state = merged_state_dict(self.learner_model)
+
+    async def apublish(self) -> None:
+        state, self._state = self._state, None
+        if state is not None:
+            await self.policy.update_weights(state)
+
+
+def merged_state_dict(model: Any) -> dict[str, Any]:
+    """Full weights for a push (LoRA merged into a copy)."""
+    merge = getattr(model, "merge_and_unload", None)  # peft's wrapper; a plain module has none
+    if callable(merge):
+        model = copy.deepcopy(model).merge_and_unload()
+    return {k: v.detach() for k, v in model.state_dict().items()}
