@@ -30,13 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentgym import __version__
 from agentgym.core.registry import registry, spec
-from agentgym.core.task import Split, generate_split
+from agentgym.core.task import Split
 from agentgym.core.workers import off_loop
 from agentgym.errors import UserError
 from agentgym.server import messages as msg
 from agentgym.server.messages import ErrorCode, ProtocolError
 from agentgym.server.metrics import Metrics
-from agentgym.server.sessions import CapacityReached, Session, SessionManager, close_env
+from agentgym.server.sessions import CapacityReached, Session, SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -156,19 +156,15 @@ class EnvServer:
     async def tasks(self, request: web.Request) -> web.Response:
         body = _TaskQuery.model_validate(await _body(request))
         env_id = self.manager.resolve(body.env_id)
-        env = await self.manager.create(env_id, {**body.kwargs, "split": body.split})
         try:
-            generate = getattr(env, "generate_task", None)
-            if generate is None:
-                raise ProtocolError(ErrorCode.VALIDATION_ERROR, f"{env_id} does not list its tasks")
-            try:
-                tasks = await off_loop(generate_split, generate, split=body.split, count=body.count, seed=body.seed)
-            except NotImplementedError:
-                raise ProtocolError(ErrorCode.VALIDATION_ERROR, f"{env_id} has no task generator") from None
-            except UserError as exc:
-                raise ProtocolError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
-        finally:
-            await close_env(env, env_id)
+            tasks = await self.manager.factory.tasks(env_id, body.kwargs, split=body.split, count=body.count,
+                                                     seed=body.seed)
+        except UserError as exc:  # bad kwargs, no generator, too few distinct tasks
+            raise ProtocolError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+        except Exception as exc:
+            log.warning("drawing tasks of %s failed", env_id, exc_info=True)
+            raise ProtocolError(ErrorCode.EXECUTION_ERROR,
+                                f"drawing tasks of {env_id} failed: {type(exc).__name__}: {exc}") from None
         return web.json_response({"env_id": env_id, "tasks": [t.model_dump(mode="json") for t in tasks]})
 
     # ----------------------------------------------------------------- WebSocket

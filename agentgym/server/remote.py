@@ -56,14 +56,13 @@ def server_urls(address: str | Sequence[str]) -> list[str]:
     for item in (i.strip() for i in items):
         if not item:
             continue
-        if item.startswith("http://") or item.startswith("https://"):
+        if item.startswith(("http://", "https://")):
             item = "ws" + item[4:]
         elif "://" not in item:
             item = f"ws://{item}"
-        if not (item.startswith("ws://") or item.startswith("wss://")):
+        if not item.startswith(("ws://", "wss://")):
             raise UserError(f"env server address {item!r} must look like ws://HOST:PORT.")
-        item = item.rstrip("/")
-        urls.append(item[: -len("/ws")] if item.endswith("/ws") else item)
+        urls.append(item.rstrip("/").removesuffix("/ws"))
     if not urls:
         raise UserError("remote: needs at least one server address, e.g. remote:ws://127.0.0.1:8001.")
     return urls

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import agentgym
-from agentgym import TextEnv, Task, tool
+from agentgym import Task, TextEnv, tool
 from agentgym.server import EnvServer, start_server
 
 CLOSED: list[str] = []

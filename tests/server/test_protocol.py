@@ -48,7 +48,7 @@ def assert_error(answer: dict, code: str) -> str:
 
 
 async def test_http_routes(serve):
-    server, url = await serve()
+    _, url = await serve()
     base = "http" + url[2:]
     async with aiohttp.ClientSession() as http:
         async with http.get(base + "/health") as r:

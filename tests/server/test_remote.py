@@ -74,7 +74,7 @@ async def test_sessions_spread_over_servers_least_loaded_first(serve):
 
 
 async def test_capacity_goes_elsewhere_then_waits(serve):
-    (full, url_full), (_, url_free) = await serve(max_sessions=1), await serve(max_sessions=1)
+    (_, url_full), (_, url_free) = await serve(max_sessions=1), await serve(max_sessions=1)
     factory = RemoteEnvFactory([url_full, url_free], capacity_wait_s=5)
     first, second = await factory.create("server-probe/v0"), await factory.create("server-probe/v0")
     assert {first.url, second.url} == {url_full, url_free}
