@@ -248,6 +248,9 @@ def _message(payload: Any) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    errno = getattr(getattr(exc, "os_error", exc), "errno", None)
+    if errno:
+        return os.strerror(errno).lower()  # "connection refused", not the socket call's repr
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     if isinstance(reason, BaseException):
         reason = getattr(reason, "strerror", None) or str(reason)

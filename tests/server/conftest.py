@@ -20,11 +20,12 @@ class ProbeEnv(TextEnv):
 
     system_prompt = "Probe the server."
 
-    def __init__(self, *, label: str = "probe", listed: bool = False, **kwargs: Any):
+    def __init__(self, *, label: str = "probe", listed: bool = False, oracle_wait: float = 0.0, **kwargs: Any):
         if listed:  # a task list (as search and SWE have) instead of a generator
             kwargs["tasks"] = [Task(id=f"listed-{i}", inputs={"index": i}, reference={"answer": i}) for i in range(3)]
         super().__init__(**kwargs)
         self.label = label
+        self.oracle_wait = oracle_wait  # > 0: the oracle first waits that long (a slow episode)
 
     def generate_task(self, index: int) -> Task:
         return Task(id=f"probe-{index}", inputs={"index": index}, reference={"answer": index % 7})
@@ -65,6 +66,8 @@ class ProbeEnv(TextEnv):
         return "say done"
 
     def oracle_action(self) -> str:
+        if self.oracle_wait and self.turn == 0:
+            return f'<tool_call>{{"name": "wait", "arguments": {{"seconds": {self.oracle_wait}}}}}</tool_call>'
         return '<tool_call>{"name": "echo", "arguments": {"text": "done"}}</tool_call>'
 
     def close(self) -> None:
