@@ -49,7 +49,7 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def drive(factory, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict[str, Any]:
+async def drive(factory, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict:
     """``sessions`` concurrent players for ``duration`` seconds; step latencies and counts."""
     latencies: list[list[float]] = [[] for _ in range(sessions)]
     episodes = [0] * sessions
@@ -100,7 +100,7 @@ async def in_process(env_id: str, kwargs: dict[str, Any], sessions: int, duratio
     return result
 
 
-async def remote(url: str, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict[str, Any]:
+async def remote(url: str, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict:
     import aiohttp
 
     from agentgym.server import RemoteEnvFactory
@@ -125,8 +125,8 @@ async def remote(url: str, env_id: str, kwargs: dict[str, Any], sessions: int, d
 
 def start_server(env_id: str, port: int, sessions: int, log) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "agentgym", "serve-envs", "--env", env_id, "--port", str(port),
-                             "--max-sessions", str(sessions + 8), "--idle-timeout", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "agentgym", "serve-envs", "--env", env_id,
+                             "--port", str(port), "--max-sessions", str(sessions + 8), "--idle-timeout", "0"],
                             stdout=log, stderr=log, env=env, cwd=ROOT)
     import urllib.request
 
@@ -161,7 +161,8 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w+", prefix="env_server-", suffix=".log", delete=False) as log:
         proc = start_server(args.env, port, args.sessions, log)
         try:
-            served = asyncio.run(remote(f"ws://127.0.0.1:{port}", args.env, kwargs, args.sessions, args.duration))
+            url = f"ws://127.0.0.1:{port}"
+            served = asyncio.run(remote(url, args.env, kwargs, args.sessions, args.duration))
         finally:
             proc.terminate()
             try:
@@ -171,7 +172,8 @@ def main() -> None:
                 code = proc.wait()
         log.seek(0)
         warnings = [line for line in log.read().splitlines() if "WARNING" in line or "ERROR" in line]
-    print(f"server:     {served['steps_per_s']:.0f} steps/s, p50 {served['p50_ms']:.2f} ms, p99 {served['p99_ms']:.2f} ms "
+    print(f"server:     {served['steps_per_s']:.0f} steps/s, p50 {served['p50_ms']:.2f} ms, "
+          f"p99 {served['p99_ms']:.2f} ms "
           f"(inside the server p50 {served['server_step_ms']['p50']} ms), {served['errors']} errors, "
           f"{served['open_sessions_after']} sessions open afterwards; server exit code {code}", flush=True)
     if served["error_samples"] or warnings:

@@ -90,8 +90,9 @@ class EnvServer:
             scheme, _, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token):
                 self.metrics.error("UNAUTHORIZED")
-                return _json_error(401, "UNAUTHORIZED", "this server needs 'Authorization: Bearer TOKEN' with "
-                                   "the token from its --token-file", headers={"WWW-Authenticate": "Bearer"})
+                return _json_error(401, "UNAUTHORIZED",
+                                   "this server needs 'Authorization: Bearer TOKEN' with the token from its "
+                                   "--token-file", headers={"WWW-Authenticate": "Bearer"})
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -102,7 +103,8 @@ class EnvServer:
             status = 400 if exc.code in (ErrorCode.VALIDATION_ERROR, ErrorCode.INVALID_JSON) else 422
             return _json_error(status, exc.code.value, exc.message)
         except ValidationError as exc:
-            return _json_error(400, ErrorCode.VALIDATION_ERROR.value, f"invalid request: {msg.first_error(exc)}")
+            return _json_error(400, ErrorCode.VALIDATION_ERROR.value,
+                               f"invalid request: {msg.first_error(exc)}")
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return _json_error(500, "INTERNAL_ERROR", "the server failed on this request; see its log")
@@ -120,8 +122,7 @@ class EnvServer:
             name = "agentgym"
             description = f"agentgym environments over the OpenEnv protocol ({len(ids)} hosted: GET /envs)"
         return web.json_response({"name": name, "description": description, "readme_content": None,
-                                  "version": __version__, "author": "agentgym",
-                                  "documentation_url": "https://github.com/agentgym/agentgym/blob/main/docs/openenv.md"})
+                                  "version": __version__, "author": "agentgym", "documentation_url": None})
 
     async def schema(self, request: web.Request) -> web.Response:
         return web.json_response(msg.schemas())

@@ -16,13 +16,14 @@ DEFAULT_PORT = 8001
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Serve agentgym environments over OpenEnv's WebSocket protocol (one session per connection at "
-        "ws://HOST:PORT/ws; GET /health, /metadata, /schema, /envs, /metrics). Trainers use them with the env "
-        "factory `remote:ws://HOST:PORT` (eval suites: `envs_from`; train configs: `rollout.env_factory`); "
-        "other trainers speak the protocol directly (docs/openenv.md).")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for other hosts, with --token-file)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+        "Serve agentgym environments over OpenEnv's WebSocket protocol (one session per connection "
+        "at ws://HOST:PORT/ws; GET /health, /metadata, /schema, /envs, /metrics). Trainers use them with "
+        "the env factory `remote:ws://HOST:PORT` (`agentgym eval --env-factory`, a suite's or a train "
+        "config's `env_factory`); other trainers speak the protocol directly (docs/openenv.md).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                        "0.0.0.0 for other hosts, with --token-file)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--env", dest="envs", action="extend", nargs="+", metavar="ID",
                         help="environment ids (or families) to host; default: every registered one")
     parser.add_argument("--max-sessions", type=int, default=256,
@@ -61,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from agentgym.server.app import EnvServer
 
     for env_id in args.envs or []:
-        spec(env_id).load()  # an unknown id or a missing extra fails now, in one line, not at the first client
+        spec(env_id).load()  # an unknown id or a missing extra fails now, in one line, not at a reset
     server = EnvServer(envs=args.envs, max_sessions=args.max_sessions,
-                       idle_timeout_s=args.idle_timeout or None, token=token, max_message_bytes=args.max_message_bytes)
+                       idle_timeout_s=args.idle_timeout or None, token=token,
+                       max_message_bytes=args.max_message_bytes)
     asyncio.run(_serve(server, args.host, args.port))
     return 0
 

@@ -62,7 +62,8 @@ class RemoteEnv(AsyncEnv):
         if options.get("task_id") is not None:
             data["task_id"] = str(options.pop("task_id"))
         if options:
-            raise ValueError(f"a remote environment takes reset options task and task_id, not {sorted(options)}")
+            raise ValueError(f"a remote environment takes the reset options task and task_id, "
+                             f"not {sorted(options)}")
         answer = await self._request("reset", data)
         meta = answer.get("metadata") or {}
         info = dict(meta.get("info") or {})
@@ -87,7 +88,8 @@ class RemoteEnv(AsyncEnv):
         info = dict(meta.get("info") or {})
         self._remember(meta, info)
         messages = [dict(m) for m in meta.get("messages") or [answer["observation"]]]
-        return StepResult(messages, float(answer.get("reward") or 0.0), bool(meta.get("terminated", answer["done"])),
+        terminated = bool(meta.get("terminated", answer["done"]))
+        return StepResult(messages, float(answer.get("reward") or 0.0), terminated,
                           bool(meta.get("truncated", False)), info)
 
     async def aprogress(self) -> float | None:
@@ -151,7 +153,8 @@ class RemoteEnv(AsyncEnv):
             self._broken = f"a {kind} was abandoned before its answer came"
             raise
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise self._fail(f"the connection to {self.url} broke during {kind} ({type(exc).__name__}: {exc})")
+            raise self._fail(f"the connection to {self.url} broke during {kind} "
+                             f"({type(exc).__name__}: {exc})") from None
         if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             try:
                 payload = json.loads(frame.data)
@@ -162,9 +165,11 @@ class RemoteEnv(AsyncEnv):
                 code = answer.get("code")
                 if code in ("SESSION_ERROR", "CAPACITY_REACHED"):
                     self._broken = str(answer.get("message"))
-                raise RemoteEnvError(f"{self.env_id} at {self.url}: {answer.get('message')} ({code})", code=code)
+                raise RemoteEnvError(f"{self.env_id} at {self.url}: {answer.get('message')} ({code})",
+                                     code=code)
             return answer
-        reason = f"code {self.ws.close_code}" if self.ws.close_code is not None else str(self.ws.exception() or frame.type)
+        code = self.ws.close_code
+        reason = f"code {code}" if code is not None else str(self.ws.exception() or frame.type)
         raise self._fail(f"the connection to the env server at {self.url} was lost during {kind} ({reason})")
 
     def _fail(self, reason: str) -> RemoteEnvError:

@@ -45,7 +45,7 @@ class ErrorCode(str, Enum):
     VALIDATION_ERROR = "VALIDATION_ERROR"  # bad fields, too large, or not valid now (step before reset...)
     EXECUTION_ERROR = "EXECUTION_ERROR"  # the environment failed while resetting, stepping or in a hook
     CAPACITY_REACHED = "CAPACITY_REACHED"  # the server has --max-sessions sessions open; sent at connect
-    FACTORY_ERROR = "FACTORY_ERROR"  # the environment could not be created (unknown or unhosted id, bad kwargs)
+    FACTORY_ERROR = "FACTORY_ERROR"  # the env could not be built (unknown or unhosted id, bad kwargs)
     SESSION_ERROR = "SESSION_ERROR"  # the session ended (idle timeout, server shutting down)
 
 
@@ -66,12 +66,12 @@ class _Data(BaseModel):
 class ResetData(_Data):
     """``reset``'s data. Every field is optional when the server hosts one environment."""
 
-    env_id: str | None = Field(None, description="registered id, e.g. maze-easy/v0 (a family name takes its newest)")
+    env_id: str | None = Field(None, description="registered id, e.g. maze-easy/v0 (a family: its newest)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="environment constructor arguments")
     seed: int | None = Field(None, ge=0, description="reset seed: with no task given, it picks the task")
-    task_id: str | None = Field(None, max_length=1024, description="play the task with this id from the env's task list")
+    task_id: str | None = Field(None, max_length=1024, description="play this task of the env's task list")
     task: Task | None = Field(None, description="play this task (inputs, hidden reference, metadata)")
-    episode_id: str | None = Field(None, max_length=255, description="the episode's id (default: a new random one)")
+    episode_id: str | None = Field(None, max_length=255, description="the episode's id (default: random)")
     include: list[Literal["progress"]] = Field(default_factory=list,
                                                description="hook values to add to the metadata (agentgym)")
 
@@ -120,7 +120,7 @@ class StateData(_Data):
     """``state``'s data (optional; OpenEnv clients send none)."""
 
     include: list[Literal["progress", "hint", "oracle_action", "valid_actions"]] = Field(
-        default_factory=list, description="optional hook values to add (agentgym); null when the env has none")
+        default_factory=list, description="hook values to add (agentgym); null when the env has none")
 
 
 class ObservationMessage(BaseModel):
@@ -243,7 +243,8 @@ def dumps(payload: dict[str, Any]) -> str:
     """Compact JSON of an answer. The common case (plain values, tasks) is one ``json.dumps``; a payload
     that JSON cannot hold as is (NaN, tuple keys) is made :func:`jsonable` first."""
     try:
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_default)
     except (TypeError, ValueError):
         return json.dumps(jsonable(payload), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

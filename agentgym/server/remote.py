@@ -155,7 +155,7 @@ class RemoteEnvFactory:
             async with http.post(_http(server.url) + "/tasks", json=body, headers=self._headers()) as resp:
                 payload = await resp.json(content_type=None)
         except (aiohttp.ClientError, ValueError) as exc:
-            raise RemoteEnvError(f"cannot get tasks from {server.url} ({type(exc).__name__}: {exc})") from None
+            raise RemoteEnvError(f"cannot get tasks from {server.url} ({_reason(exc)})") from None
         if resp.status != 200:
             raise UserError(f"{env_id} at {server.url}: {_message(payload)}")
         return [Task.model_validate(t) for t in payload["tasks"]]
@@ -190,9 +190,9 @@ class RemoteEnvFactory:
                                         self.connect_timeout_s)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
-                raise UserError(f"the env server at {server.url} refused the token: set AGENTGYM_ENV_TOKEN "
-                                "(or AGENTGYM_ENV_TOKEN_FILE) to the token in its --token-file.") from None
-            raise RemoteEnvError(f"the env server at {server.url} refused the session (HTTP {exc.status})") from None
+                raise UserError(_refused_token(server.url)) from None
+            raise RemoteEnvError(f"the env server at {server.url} refused the session "
+                                 f"(HTTP {exc.status})") from None
         except asyncio.TimeoutError:
             raise RemoteEnvError(f"connecting to the env server at {server.url} took longer than "
                                  f"{self.connect_timeout_s:g} s") from None
@@ -229,13 +229,18 @@ class RemoteEnvFactory:
                 except ValueError:
                     payload = {}
                 if exc.code == 401:
-                    raise UserError(f"the env server at {server.url} refused the token: set AGENTGYM_ENV_TOKEN "
-                                    "(or AGENTGYM_ENV_TOKEN_FILE) to the token in its --token-file.") from None
-                raise UserError(f"{body.get('env_id')} at {server.url}: {_message(payload) or exc.reason}") from None
+                    raise UserError(_refused_token(server.url)) from None
+                message = _message(payload) or exc.reason
+                raise UserError(f"{body.get('env_id')} at {server.url}: {message}") from None
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 errors.append(f"{server.url} ({_reason(exc)})")
         raise UserError(f"cannot reach the env server(s) {', '.join(errors)}; start one with "
                         "`agentgym serve-envs` or fix the remote: address.")
+
+
+def _refused_token(url: str) -> str:
+    return (f"the env server at {url} refused the token: set AGENTGYM_ENV_TOKEN (or AGENTGYM_ENV_TOKEN_FILE) "
+            "to the token in its --token-file.")
 
 
 def _http(url: str) -> str:

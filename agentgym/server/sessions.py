@@ -254,5 +254,5 @@ class SessionManager:
                     if not s.busy and not s.closed and now - s.last_active > self.idle_timeout_s]
             for s in idle:
                 log.info("session %s idle for %.0f s: closing it", s.id, now - s.last_active)
-            await asyncio.gather(*(self.end(s, f"the session was idle for more than {self.idle_timeout_s:g} s "
-                                            "and was closed; open a new one") for s in idle))
+            reason = f"the session was idle for over {self.idle_timeout_s:g} s and was closed; open another"
+            await asyncio.gather(*(self.end(s, reason) for s in idle))
