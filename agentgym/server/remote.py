@@ -150,15 +150,20 @@ class RemoteEnvFactory:
         """The env's deterministic task set, drawn on a server (the local machine need not host the env)."""
         body = {"env_id": env_id, "kwargs": kwargs or {}, "split": split, "count": count, "seed": seed}
         http = await self._session()
-        server = self._by_load()[0]
-        try:
-            async with http.post(_http(server.url) + "/tasks", json=body, headers=self._headers()) as resp:
-                payload = await resp.json(content_type=None)
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise RemoteEnvError(f"cannot get tasks from {server.url} ({_reason(exc)})") from None
-        if resp.status != 200:
-            raise UserError(f"{env_id} at {server.url}: {_message(payload)}")
-        return [Task.model_validate(t) for t in payload["tasks"]]
+        errors = []
+        for server in self._by_load():  # every server draws the same tasks: the first that answers
+            try:
+                async with http.post(_http(server.url) + "/tasks", json=body, headers=self._headers()) as resp:
+                    payload = await resp.json(content_type=None)
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                errors.append(f"{server.url} ({_reason(exc)})")
+                continue
+            if resp.status == 401:
+                raise UserError(_refused_token(server.url))
+            if resp.status != 200:
+                raise UserError(f"{env_id} at {server.url}: {_message(payload) or f'HTTP {resp.status}'}")
+            return [Task.model_validate(t) for t in payload["tasks"]]
+        raise RemoteEnvError(f"cannot get the tasks of {env_id} from {', '.join(errors)}")
 
     async def aclose(self) -> None:
         http, self._http = self._http, None
@@ -206,6 +211,9 @@ class RemoteEnvFactory:
         except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError, ValueError) as exc:
             await ws.close()
             raise RemoteEnvError(f"the env server at {server.url} did not answer ({_reason(exc)})") from None
+        except asyncio.CancelledError:  # the caller gave up: do not leave a session open on the server
+            await asyncio.shield(ws.close())
+            raise
         if payload is not None and payload.get("type") == "state":
             return ws
         await ws.close()

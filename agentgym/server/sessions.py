@@ -73,7 +73,7 @@ class Session:
             options = {"task": data.task}
         elif data.task_id is not None:
             options = {"task_id": data.task_id}
-        self.done = True  # until the reset succeeds
+        self.done, self.episode_id, self.step_count = True, None, 0  # until the reset succeeds
         message, info = await self._call("reset", self.env.areset(seed=data.seed, options=options))
         self.episode_id = data.episode_id or uuid.uuid4().hex
         self.step_count = 0

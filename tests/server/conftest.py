@@ -20,12 +20,14 @@ class ProbeEnv(TextEnv):
 
     system_prompt = "Probe the server."
 
-    def __init__(self, *, label: str = "probe", listed: bool = False, oracle_wait: float = 0.0, **kwargs: Any):
+    def __init__(self, *, label: str = "probe", listed: bool = False, oracle_wait: float = 0.0,
+                 close_marker: str | None = None, **kwargs: Any):
         if listed:  # a task list (as search and SWE have) instead of a generator
             kwargs["tasks"] = [Task(id=f"listed-{i}", inputs={"index": i}, reference={"answer": i}) for i in range(3)]
         super().__init__(**kwargs)
         self.label = label
         self.oracle_wait = oracle_wait  # > 0: the oracle first waits that long (a slow episode)
+        self.close_marker = close_marker  # a file each close appends the task id to (a server in a subprocess)
 
     def generate_task(self, index: int) -> Task:
         return Task(id=f"probe-{index}", inputs={"index": index}, reference={"answer": index % 7})
@@ -72,6 +74,9 @@ class ProbeEnv(TextEnv):
 
     def close(self) -> None:
         CLOSED.append(self.task.id if self.task else "-")
+        if self.close_marker:
+            with open(self.close_marker, "a", encoding="utf-8") as fh:
+                fh.write(CLOSED[-1] + "\n")
 
 
 agentgym.register("server-probe/v0", ProbeEnv, description="the server tests' probe env", override=True)

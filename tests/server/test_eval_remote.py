@@ -42,7 +42,7 @@ def server(tmp_path_factory):
                                  log=tmp_path_factory.mktemp("server") / "server.log")
     yield url
     proc.terminate()
-    proc.wait(30)
+    assert proc.wait(30) == 0  # SIGTERM: every session closed, a clean exit
 
 
 @pytest.mark.parametrize("suite,num_tasks,replies", [("maze_easy", 12, MAZE_REPLIES),

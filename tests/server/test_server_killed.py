@@ -49,3 +49,21 @@ def test_eval_survives_the_server_killed_mid_batch(tmp_path):
     assert all(url in t["error"] and "RemoteEnvError" in t["error"] for t in trajs)
     results = json.loads((out / "results.json").read_text())
     assert results["overall"]["failed"] == 24
+
+
+def test_sigterm_tells_clients_closes_every_env_and_exits(tmp_path):
+    from websockets.sync.client import connect
+
+    marker = tmp_path / "closed.txt"
+    server, url = start_serve_envs("--env", "server-probe/v0", probe=True, log=tmp_path / "server.log")
+    try:
+        with connect(url + "/ws", open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "reset", "data": {"kwargs": {"close_marker": str(marker)}, "seed": 3}}))
+            task_id = json.loads(ws.recv(10))["data"]["metadata"]["info"]["task_id"]
+            server.send_signal(signal.SIGTERM)
+            answer = json.loads(ws.recv(10))
+            assert answer["data"]["code"] == "SESSION_ERROR" and "shutting down" in answer["data"]["message"]
+        assert server.wait(30) == 0
+    finally:
+        server.kill()
+    assert marker.read_text().split() == [task_id]
