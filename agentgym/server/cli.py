@@ -12,6 +12,11 @@ from pathlib import Path
 from agentgym.errors import UserError
 
 DEFAULT_PORT = 8001
+SWITCH_INTERVAL_S = 0.001
+"""The serving process hands the GIL between its event loop and the env worker threads every 1 ms
+instead of Python's 5 ms: each step crosses that boundary twice, and the loop's socket calls waited
+for it. Measured with 200 maze sessions on a loaded 2-core machine, 3 runs each: median 725 steps/s
+at 5 ms, 1,129 at 1 ms (1,063 at 0.5 ms), server-side step latency p50 66 -> 36 ms."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="agentgym serve-envs: %(levelname)s %(name)s: %(message)s")
     token = read_token(args.token_file) if args.token_file else None
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process only serves: see SWITCH_INTERVAL_S
     from agentgym.core.registry import spec
     from agentgym.server.app import EnvServer
 
