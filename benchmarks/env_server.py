@@ -10,9 +10,11 @@ open on the server once every client has closed (target 0).
 
 The peer, in the same run: the same env, the same number of concurrent episodes, stepped
 in-process through the same async env protocol (``LocalEnvFactory``; each step hops to an
-env worker thread, as on the server) for ``--baseline-duration`` seconds. The ratio of the
-two rates is what the server costs per step. Server and client are separate processes
-here, so on a 2-core machine each has about one core; the in-process run has both.
+env worker thread, as on the server) for ``--baseline-duration`` seconds, half before and
+half after the server run so that a change in the machine's load shows on both sides. The
+ratio of the two rates is what the server costs per step. Both processes use the serving
+process's GIL switch interval (1 ms). Server and client are separate processes here, so on a
+2-core machine each has about one core; the in-process run has both.
 
     python benchmarks/env_server.py [--sessions 200] [--duration 60] [--baseline-duration 20]
 
@@ -83,12 +85,23 @@ async def drive(factory, env_id: str, kwargs: dict[str, Any], sessions: int, dur
             await env.aclose()
 
     await asyncio.gather(*(player(i) for i in range(sessions)))
-    elapsed = time.perf_counter() - start
-    flat = [x for per in latencies for x in per]
-    return {"steps": len(flat), "episodes": sum(episodes), "elapsed_s": round(elapsed, 3),
-            "steps_per_s": round(len(flat) / elapsed, 1),
-            "p50_ms": round(quantile(flat, 0.5) * 1e3, 3), "p99_ms": round(quantile(flat, 0.99) * 1e3, 3),
-            "client_errors": len(errors), "error_samples": errors[:3]}
+    return summary([x for per in latencies for x in per], time.perf_counter() - start, sum(episodes), errors)
+
+
+def summary(latencies: list[float], elapsed: float, episodes: int, errors: list[str]) -> dict[str, Any]:
+    return {"steps": len(latencies), "episodes": episodes, "elapsed_s": round(elapsed, 3),
+            "steps_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(quantile(latencies, 0.5) * 1e3, 3), "p99_ms": round(quantile(latencies, 0.99) * 1e3, 3),
+            "client_errors": len(errors), "error_samples": errors[:3], "_latencies": latencies}
+
+
+def combine(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One summary of two runs of the same side (before and after the other side's run)."""
+    out = summary(a["_latencies"] + b["_latencies"], a["elapsed_s"] + b["elapsed_s"], a["episodes"] + b["episodes"],
+                  a["error_samples"] + b["error_samples"])
+    out["client_errors"] = a["client_errors"] + b["client_errors"]
+    out["runs_steps_per_s"] = [a["steps_per_s"], b["steps_per_s"]]
+    return out
 
 
 async def in_process(env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict[str, Any]:
@@ -152,11 +165,13 @@ def main() -> None:
     parser.add_argument("--baseline-duration", type=float, default=20.0)
     args = parser.parse_args()
     kwargs = json.loads(args.kwargs)
+    load_start = os.getloadavg()[0]
     sys.path.insert(0, str(ROOT))
+    from agentgym.server.cli import SWITCH_INTERVAL_S
 
-    base = asyncio.run(in_process(args.env, kwargs, args.sessions, args.baseline_duration))
-    print(f"in-process: {base['steps_per_s']:.0f} steps/s, p50 {base['p50_ms']:.2f} ms, "
-          f"p99 {base['p99_ms']:.2f} ms, {base['client_errors']} errors", flush=True)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as in the serving process: the same setting on both sides
+    before = asyncio.run(in_process(args.env, kwargs, args.sessions, args.baseline_duration / 2))
+    print(f"in-process (before): {before['steps_per_s']:.0f} steps/s", flush=True)
     port = free_port()
     with tempfile.NamedTemporaryFile("w+", prefix="env_server-", suffix=".log", delete=False) as log:
         proc = start_server(args.env, port, args.sessions, log)
@@ -172,19 +187,29 @@ def main() -> None:
                 code = proc.wait()
         log.seek(0)
         warnings = [line for line in log.read().splitlines() if "WARNING" in line or "ERROR" in line]
+    after = asyncio.run(in_process(args.env, kwargs, args.sessions, args.baseline_duration / 2))
+    base = combine(before, after)
+    print(f"in-process: {base['steps_per_s']:.0f} steps/s ({before['steps_per_s']:.0f} before, "
+          f"{after['steps_per_s']:.0f} after), p50 {base['p50_ms']:.2f} ms, p99 {base['p99_ms']:.2f} ms, "
+          f"{base['client_errors']} errors", flush=True)
+    for side in (served, base):
+        side.pop("_latencies")
     print(f"server:     {served['steps_per_s']:.0f} steps/s, p50 {served['p50_ms']:.2f} ms, "
           f"p99 {served['p99_ms']:.2f} ms "
           f"(inside the server p50 {served['server_step_ms']['p50']} ms), {served['errors']} errors, "
           f"{served['open_sessions_after']} sessions open afterwards; server exit code {code}", flush=True)
     if served["error_samples"] or warnings:
-        print("errors:", served["error_samples"], warnings[:5], flush=True)
+        print("errors:", served["error_samples"], warnings[:5], f"(server log: {log.name})", flush=True)
+    else:
+        os.unlink(log.name)
     ratio = base["steps_per_s"] / served["steps_per_s"] if served["steps_per_s"] else float("inf")
     print(f"a step through the server costs {ratio:.2f}x an in-process step "
           f"(loop+thread hop in-process: {1e6 / base['steps_per_s']:.0f} us/step; "
           f"server: {1e6 / served['steps_per_s']:.0f} us/step)", flush=True)
     print(json.dumps({"env": args.env, "sessions": args.sessions, "duration_s": args.duration,
                       "server": served, "in_process": base, "cost_ratio": round(ratio, 3),
-                      "load_average": os.getloadavg()[0], "server_exit_code": code}))
+                      "load_average_start": load_start, "load_average_end": os.getloadavg()[0],
+                      "server_exit_code": code}))
 
 
 if __name__ == "__main__":
