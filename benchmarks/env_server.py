@@ -18,6 +18,10 @@ process's GIL switch interval (1 ms). Server and client are separate processes h
 
     python benchmarks/env_server.py [--sessions 200] [--duration 60] [--baseline-duration 20]
 
+Wall-clock rates on a shared machine move with its load, so CPU time per step is reported too
+(process CPU, all threads: the in-process run; the client and the server process): it is what
+the server costs per step whatever the neighbours do.
+
 The last line is one JSON object.
 """
 
@@ -101,26 +105,43 @@ def combine(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                   a["error_samples"] + b["error_samples"])
     out["client_errors"] = a["client_errors"] + b["client_errors"]
     out["runs_steps_per_s"] = [a["steps_per_s"], b["steps_per_s"]]
+    out["cpu_us_per_step"] = round((a["cpu_s"] + b["cpu_s"]) / max(1, out["steps"]) * 1e6, 1)
     return out
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of another process so far (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def in_process(env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict[str, Any]:
     from agentgym.core.factory import LocalEnvFactory
 
     factory = LocalEnvFactory()
+    cpu = time.process_time()
     result = await drive(factory, env_id, kwargs, sessions, duration)
+    result["cpu_s"] = time.process_time() - cpu
     await factory.aclose()
     return result
 
 
-async def remote(url: str, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float) -> dict:
+async def remote(url: str, env_id: str, kwargs: dict[str, Any], sessions: int, duration: float, pid: int) -> dict:
     import aiohttp
 
     from agentgym.server import RemoteEnvFactory
 
     # the server's work only: no progress hook after every step (the engine would ask for it)
     factory = RemoteEnvFactory(url, progress=False, capacity_wait_s=5)
+    cpu, server_cpu = time.process_time(), process_cpu_s(pid)
     result = await drive(factory, env_id, kwargs, sessions, duration)
+    steps = max(1, result["steps"])
+    result["client_cpu_us_per_step"] = round((time.process_time() - cpu) / steps * 1e6, 1)
+    if server_cpu is not None:
+        result["server_cpu_us_per_step"] = round((process_cpu_s(pid) - server_cpu) / steps * 1e6, 1)
     await factory.aclose()
     async with aiohttp.ClientSession() as http:
         metrics: dict[str, Any] = {}
@@ -177,7 +198,7 @@ def main() -> None:
         proc = start_server(args.env, port, args.sessions, log)
         try:
             url = f"ws://127.0.0.1:{port}"
-            served = asyncio.run(remote(url, args.env, kwargs, args.sessions, args.duration))
+            served = asyncio.run(remote(url, args.env, kwargs, args.sessions, args.duration, proc.pid))
         finally:
             proc.terminate()
             try:
@@ -203,11 +224,14 @@ def main() -> None:
     else:
         os.unlink(log.name)
     ratio = base["steps_per_s"] / served["steps_per_s"] if served["steps_per_s"] else float("inf")
-    print(f"a step through the server costs {ratio:.2f}x an in-process step "
-          f"(loop+thread hop in-process: {1e6 / base['steps_per_s']:.0f} us/step; "
-          f"server: {1e6 / served['steps_per_s']:.0f} us/step)", flush=True)
+    server_cpu = served.get("server_cpu_us_per_step")
+    cpu_ratio = server_cpu / base["cpu_us_per_step"] if server_cpu and base["cpu_us_per_step"] else None
+    print(f"a step through the server takes {ratio:.2f}x the wall time of an in-process step; CPU per step: "
+          f"in-process {base['cpu_us_per_step']:.0f} us, server process {server_cpu} us "
+          f"({cpu_ratio and f'{cpu_ratio:.2f}x'}), client {served['client_cpu_us_per_step']:.0f} us", flush=True)
     print(json.dumps({"env": args.env, "sessions": args.sessions, "duration_s": args.duration,
                       "server": served, "in_process": base, "cost_ratio": round(ratio, 3),
+                      "cpu_ratio": cpu_ratio and round(cpu_ratio, 3),
                       "load_average_start": load_start, "load_average_end": os.getloadavg()[0],
                       "server_exit_code": code}))
 
