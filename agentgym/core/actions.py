@@ -120,13 +120,9 @@ def openai_call(item: Any) -> ToolCall | ActionError:
     fn = item.get("function") if isinstance(item, dict) else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
         return ActionError("each tool call needs a function with a name")
-    args = fn.get("arguments", {})
-    if isinstance(args, str):
-        args = _loads(args or "{}")
-        if isinstance(args, ActionError):
-            return args
-    if not isinstance(args, dict):
-        return ActionError(f"the arguments of {fn['name']} must be a JSON object")
+    args = _arguments(fn["name"], fn.get("arguments", {}))
+    if isinstance(args, ActionError):
+        return args
     call_id = item.get("id")
     return ToolCall(fn["name"], args, call_id if isinstance(call_id, str) else None)
 
@@ -139,13 +135,9 @@ def _from_tags(text: str) -> list[ToolCall] | ActionError:
             return obj
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             return ActionError('a <tool_call> must hold {"name": ..., "arguments": {...}}')
-        args = obj.get("arguments", obj.get("parameters", {}))
-        if isinstance(args, str):
-            args = _loads(args or "{}")
-            if isinstance(args, ActionError):
-                return args
-        if not isinstance(args, dict):
-            return ActionError(f"the arguments of {obj['name']} must be a JSON object")
+        args = _arguments(obj["name"], obj.get("arguments", obj.get("parameters", {})))
+        if isinstance(args, ActionError):
+            return args
         calls.append(ToolCall(obj["name"], args))
     if not calls:
         return ActionError("found <tool_call> but no call inside it")
@@ -174,6 +166,17 @@ def _from_brackets(text: str, tools: ToolParams) -> list[ToolCall] | None:
         args = {params[0]: arg} if params and arg else {}
         calls.append(ToolCall(name, args))
     return calls or None
+
+
+def _arguments(name: str, args: Any) -> dict[str, Any] | ActionError:
+    """A call's arguments as a dict (given as one, or as a JSON string)."""
+    if isinstance(args, str):
+        args = _loads(args or "{}")
+        if isinstance(args, ActionError):
+            return args
+    if not isinstance(args, dict):
+        return ActionError(f"the arguments of {name} must be a JSON object")
+    return args
 
 
 def _loads(body: str) -> Any:

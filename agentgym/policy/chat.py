@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
 
-from agentgym.policy.base import Message
+from agentgym.policy.base import GenerationRequest, Message
 
 _SENTINEL = "AGENTGYMSENTINEL"
 
@@ -87,6 +87,14 @@ class ChatRenderer:
     def initial(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
         """The first prompt: the messages followed by the generation prompt."""
         return self.render(messages, tools, add_generation_prompt=True)
+
+    def prompt_of(self, request: GenerationRequest) -> list[int]:
+        """A request's prompt ids: its token ids as given, or its messages rendered."""
+        if request.prompt_ids is not None:
+            return list(request.prompt_ids)
+        if request.messages is not None:
+            return self.initial(request.messages, request.tools)
+        raise ValueError("a GenerationRequest needs messages or prompt_ids")
 
     @cached_property
     def turn_suffix(self) -> list[int]:

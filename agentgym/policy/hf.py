@@ -161,12 +161,7 @@ class HFPolicy:
     # -- generation ------------------------------------------------------------------------
 
     def _rows(self, request: GenerationRequest) -> list[_Row]:
-        if request.prompt_ids is not None:
-            prompt = list(request.prompt_ids)
-        elif request.messages is not None:
-            prompt = self.renderer.initial(request.messages, request.tools)
-        else:
-            raise ValueError("a GenerationRequest needs messages or prompt_ids")
+        prompt = self.renderer.prompt_of(request)
         if not prompt:
             raise ValueError("empty prompt")
         p = request.params

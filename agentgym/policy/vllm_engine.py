@@ -112,12 +112,7 @@ class VLLMPolicy:
         )
 
     async def _one(self, request: GenerationRequest) -> list[Completion]:
-        if request.prompt_ids is not None:
-            prompt = list(request.prompt_ids)
-        elif request.messages is not None:
-            prompt = self.renderer.initial(request.messages, request.tools)
-        else:
-            raise ValueError("a GenerationRequest needs messages or prompt_ids")
+        prompt = self.renderer.prompt_of(request)
         version = self.version
         final = None
         async for output in self.engine.generate({"prompt_token_ids": prompt}, self._sampling(request),

@@ -290,3 +290,20 @@ class ContextBuilder:
             # unguided context (guidance "strip" mode, agentgym.train.offpolicy).
             ctx.metadata["unguided_prompt_ids"] = renderer.initial(unguided, ctx.tools)
         return ctx
+
+
+def renderer_of(policy: Any) -> TokenRenderer | None:
+    """The policy's chat renderer when it is token-level, else None (text-only policy).
+
+    A policy is token-level when it exposes ``renderer`` or a ``tokenizer`` with a chat
+    template (then a :class:`agentgym.policy.chat.ChatRenderer` is built on it).
+    """
+    renderer = getattr(policy, "renderer", None)
+    if renderer is not None and isinstance(renderer, TokenRenderer):
+        return renderer
+    tokenizer = getattr(policy, "tokenizer", None)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        from agentgym.policy.chat import ChatRenderer
+
+        return ChatRenderer(tokenizer)
+    return None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import time
 import traceback
 import uuid
@@ -38,8 +37,15 @@ from agentgym.core.task import Task
 from agentgym.policy.base import ActionSource, Completion, GenerationRequest, Policy, SamplingParams
 from agentgym.rollout.batching import BatchingPolicy
 from agentgym.rollout.config import RolloutConfig
-from agentgym.rollout.context import ContextBuilder, ContextOverflow, EpisodeContext, Guidance, TokenRenderer
-from agentgym.rollout.trajectory import Trajectory, Turn
+from agentgym.rollout.context import (
+    ContextBuilder,
+    ContextOverflow,
+    EpisodeContext,
+    Guidance,
+    TokenRenderer,
+    renderer_of,
+)
+from agentgym.rollout.trajectory import Trajectory, Turn, jsonable
 
 TrajectoryCallback = Callable[[Trajectory], Any]
 
@@ -259,7 +265,7 @@ class RolloutEngine:
                     answer = result.messages
                     if spec.guidance is not None and spec.guidance.every_turn and not result.done:
                         answer = spec.guidance.with_turn_hint(answer, await self.hint(env))
-                    turn_info = _jsonable(result.info)
+                    turn_info = jsonable(result.info)
                     progress = await self._progress(env)
                     if progress is not None:
                         turn_info["progress"] = progress
@@ -365,23 +371,6 @@ class _NoLimit:
 _NO_LIMIT = _NoLimit()
 
 
-def renderer_of(policy: Any) -> TokenRenderer | None:
-    """The policy's chat renderer when it is token-level, else None (text-only policy).
-
-    A policy is token-level when it exposes ``renderer`` or a ``tokenizer`` with a chat
-    template (then a :class:`agentgym.policy.chat.ChatRenderer` is built on it).
-    """
-    renderer = getattr(policy, "renderer", None)
-    if renderer is not None and isinstance(renderer, TokenRenderer):
-        return renderer
-    tokenizer = getattr(policy, "tokenizer", None)
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        from agentgym.policy.chat import ChatRenderer
-
-        return ChatRenderer(tokenizer)
-    return None
-
-
 async def _close(env: AsyncEnv, limit: float) -> None:
     """Close within ``limit`` seconds (a close behind a hung hook must not hang the episode)."""
     try:
@@ -412,20 +401,3 @@ def _task_of(reported: Any, given: Task | dict | None) -> Task | None:
             except ValueError:
                 continue
     return None
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON-safe copy (numpy scalars, sets and other objects become plain values or strings)."""
-    return json.loads(json.dumps(value, default=_default))
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump()
-    return str(obj)

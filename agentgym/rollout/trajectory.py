@@ -128,6 +128,23 @@ class Trajectory:
         return cls(**data)
 
 
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy (numpy scalars, sets and other objects become plain values or strings)."""
+    return json.loads(json.dumps(value, default=_plain))
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    return str(obj)
+
+
 def write_jsonl(trajectories: list[Trajectory], path: str | Path, append: bool = True) -> None:
     """Append (or write) trajectories to a JSONL file, flushing each line."""
     path = Path(path)

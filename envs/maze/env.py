@@ -1,7 +1,7 @@
 """The maze environment: walk from the start to the goal on a grid.
 
 The action is free text (the first direction word counts, with an optional step
-count: ``"left 3"``) or a ``move(direction, steps)`` tool call. Walking into a wall
+count: ``"left 3"``) or a ``move(direction, steps)`` tool call (:mod:`envs.grid`). Walking into a wall
 is an ordinary turn whose observation says so, not an invalid action. The episode
 ends with reward 1.0 on reaching the goal; optional distance shaping adds
 ``shaping * (d_before - d_after) / d_start`` per turn, so an optimal episode earns
@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agentgym.core import Task, TextEnv, ToolError, tool
+from agentgym.core import Task, TextEnv
 from agentgym.errors import UserError
+from envs.grid import DIRECTIONS, WHERE, GridMoves, format_move
 from envs.maze.generate import bfs, generate_maze, offsets, padded
-from envs.maze.moves import DIRECTIONS, format_move, parse_move
 
 #: Difficulty presets: grid size, wall density, shortest-path range, turn limit.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -38,7 +38,7 @@ GRID_PROMPT = "Walk through the maze to the goal. A is you, G is the goal, # is 
 DESCRIPTION_PROMPT = "Walk through the maze to the goal.\n"
 
 
-class MazeEnv(TextEnv):
+class MazeEnv(GridMoves, TextEnv):
     """Grid maze with a BFS oracle, hints, progress and difficulty presets."""
 
 
@@ -75,13 +75,10 @@ class MazeEnv(TextEnv):
         self.min_path = int(p["min_path"] if min_path is None else min_path)
         self.max_path = p["max_path"] if max_path is None else int(max_path)
         self.obs_mode = obs_mode
-        self.multi_step = bool(multi_step)
         self.shaping = float(shaping)
         self.seed = int(seed)
         super().__init__(max_turns=int(max_turns or p["max_turns"]), **kwargs)
-        count = ', optionally followed by a number of steps (e.g. "left 3")' if self.multi_step else ""
-        self._rules = RULES.format(count=count)
-        self._max_steps = max(self.height, self.width) if self.multi_step else 1
+        self._rules = RULES.format(count=self.init_moves(multi_step, self.height, self.width))
 
     # ----------------------------------------------------------------- tasks
     def generate_task(self, index: int) -> Task:
@@ -106,24 +103,6 @@ class MazeEnv(TextEnv):
         return intro + self._rules + "\n\n" + self._view()
 
     # ----------------------------------------------------------------- actions
-    @tool
-    def move(self, direction: Literal["up", "down", "left", "right"], steps: int = 1) -> str:
-        """Move through the maze.
-
-        Args:
-            direction: up, down, left or right.
-            steps: how many cells to walk in that direction; walking stops at a wall.
-        """
-        if steps < 1:
-            raise ToolError("steps must be at least 1")
-        return self._move(direction, min(steps, self._max_steps))
-
-    def on_text(self, text: str) -> str:
-        parsed = parse_move(text, self._max_steps)
-        if parsed is None:
-            raise ToolError('no move found; reply with up, down, left or right (e.g. "left" or "left 3").')
-        return self._move(*parsed)
-
     def _build(self, task: Task) -> None:
         """The static part of an episode: board, distances to the goal, rendered rows."""
         rows: list[str] = list(task.inputs["grid"])
@@ -165,7 +144,7 @@ class MazeEnv(TextEnv):
             self.finish(1.0, True)
             return f"Moved {format_move(direction, moved)} and reached the goal!"
         if moved == 0:
-            head = f"Blocked: a wall is {_WHERE[direction]}."
+            head = f"Blocked: a wall is {WHERE[direction]}."
         elif moved < steps:
             head = f"Moved {format_move(direction, moved)}, then hit a wall."
         else:
@@ -255,5 +234,3 @@ class MazeEnv(TextEnv):
         """Shortest-path distance from the agent to the goal."""
         return self._dist[self._pos]
 
-
-_WHERE = {"up": "above you", "down": "below you", "left": "to your left", "right": "to your right"}

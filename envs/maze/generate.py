@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: (row delta, column delta) of each move, in the fixed order searches use.
-STEPS: dict[str, tuple[int, int]] = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
-
+from envs.grid import flat_offsets
 
 def padded(rows: list[str]) -> list[bool]:
     """Openness of each cell of the padded flat board."""
@@ -35,7 +33,7 @@ def padded(rows: list[str]) -> list[bool]:
 
 def offsets(width: int) -> dict[str, int]:
     """Flat-index offset of each move on a padded board ``width + 2`` cells wide."""
-    return {"up": -(width + 2), "down": width + 2, "left": -1, "right": 1}
+    return flat_offsets(width + 2)
 
 
 def bfs(is_open: list[bool], source: int, deltas: tuple[int, ...]) -> tuple[list[int], list[int]]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DIRECTIONS: tuple[str, ...] = ("up", "down", "left", "right")
+from envs.grid import flat_offsets
 WALL, FLOOR, TARGET, BOX, BOX_ON_TARGET, PLAYER, PLAYER_ON_TARGET = "#", "_", "O", "X", "*", "P", "+"
 LEGEND = "# wall, _ floor, O target, X box, * box on a target, P you, + you on a target"
 
@@ -42,12 +42,12 @@ class Layout:
 
     @property
     def deltas(self) -> dict[str, int]:
-        return {"up": -self.width, "down": self.width, "left": -1, "right": 1}
+        return flat_offsets(self.width)
 
 
 def make_layout(height: int, width: int, floor: list[bool], targets: frozenset[int]) -> Layout:
     """Build a layout, computing push distances by pulling a lone box back from every target."""
-    deltas = (-width, width, -1, 1)
+    deltas = tuple(flat_offsets(width).values())
     dist = [-1] * len(floor)
     queue = sorted(targets)
     for t in queue:
@@ -128,7 +128,7 @@ def is_deadlocked(layout: Layout, boxes: frozenset[int] | set[int], moved: int) 
 
 def reachable(layout: Layout, player: int, boxes: frozenset[int] | set[int]) -> list[int]:
     """Cells the player can walk to without pushing (in discovery order)."""
-    floor, deltas = layout.floor, (-layout.width, layout.width, -1, 1)
+    floor, deltas = layout.floor, tuple(layout.deltas.values())
     seen = {player}
     order = [player]
     for i in order:
@@ -317,7 +317,7 @@ def _reverse_play(
     Returns ``(player, boxes, pulls)``; "farthest" is the largest sum of lone-box push
     distances, and ``pulls`` (the pulls made to get there) bounds the optimal pushes.
     """
-    floor, deltas = layout.floor, (-layout.width, layout.width, -1, 1)
+    floor, deltas = layout.floor, tuple(layout.deltas.values())
     pd = layout.push_dist
     boxes = set(targets)
     frozen = frozenset(boxes)

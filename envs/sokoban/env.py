@@ -15,13 +15,13 @@ episode goes on until the turn limit. Solving gives reward 1.0; optional shaping
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from agentgym.core import Task, TextEnv, ToolError, tool
+from agentgym.core import Task, TextEnv
 from agentgym.errors import UserError
-from envs.maze.moves import DIRECTIONS, format_move, parse_move
+from envs.grid import DIRECTIONS, WHERE, GridMoves, format_move
 from envs.sokoban.board import LEGEND, generate_board, is_deadlocked, parse_board, render_board, solve
 
 #: Difficulty presets. ``medium`` matches GEM's Sokoban-v0-easy (6x6, 2 boxes).
@@ -36,10 +36,9 @@ PROMPT = (
     "boxes cannot be pulled, and a box pushed into a corner is stuck.\n"
     "Reply with one move: up, down, left or right{count}.\n\n"
 )
-_WHERE = {"up": "above you", "down": "below you", "left": "to your left", "right": "to your right"}
 
 
-class SokobanEnv(TextEnv):
+class SokobanEnv(GridMoves, TextEnv):
     """Generated Sokoban boards with a push-optimal solver as oracle."""
 
 
@@ -72,14 +71,11 @@ class SokobanEnv(TextEnv):
             raise UserError(f"a {self.height}x{self.width} board has no room for {self.n_boxes} boxes.")
         self.min_pushes = int(p["min_pushes"] if min_pushes is None else min_pushes)
         self.reverse_steps = int(reverse_steps or p["reverse_steps"])
-        self.multi_step = bool(multi_step)
         self.end_on_deadlock = bool(end_on_deadlock)
         self.shaping = float(shaping)
         self.seed = int(seed)
         super().__init__(max_turns=int(max_turns or p["max_turns"]), **kwargs)
-        count = ', optionally followed by a number of steps (e.g. "left 3")' if self.multi_step else ""
-        self._intro = PROMPT.format(legend=LEGEND, count=count)
-        self._max_steps = max(self.height, self.width) if self.multi_step else 1
+        self._intro = PROMPT.format(legend=LEGEND, count=self.init_moves(multi_step, self.height, self.width))
 
     # ----------------------------------------------------------------- tasks
     def generate_task(self, index: int) -> Task:
@@ -111,24 +107,6 @@ class SokobanEnv(TextEnv):
         return self._intro + self._status() + "\n" + self._board()
 
     # ----------------------------------------------------------------- actions
-    @tool
-    def move(self, direction: Literal["up", "down", "left", "right"], steps: int = 1) -> str:
-        """Walk, pushing a box if one is in the way.
-
-        Args:
-            direction: up, down, left or right.
-            steps: how many times to move in that direction; stops when blocked.
-        """
-        if steps < 1:
-            raise ToolError("steps must be at least 1")
-        return self._move(direction, min(steps, self._max_steps))
-
-    def on_text(self, text: str) -> str:
-        parsed = parse_move(text, self._max_steps)
-        if parsed is None:
-            raise ToolError('no move found; reply with up, down, left or right (e.g. "left" or "left 3").')
-        return self._move(*parsed)
-
     def _move(self, direction: str, steps: int) -> str:
         delta, floor, boxes = self._delta[direction], self._layout.floor, self._boxes
         targets = self._layout.targets
@@ -138,12 +116,12 @@ class SokobanEnv(TextEnv):
         while moved < steps:
             to = self._player + delta
             if not floor[to]:
-                blocked = f"a wall is {_WHERE[direction]}"
+                blocked = f"a wall is {WHERE[direction]}"
                 break
             if to in boxes:
                 beyond = to + delta
                 if not floor[beyond] or beyond in boxes:
-                    blocked = f"the box {_WHERE[direction]} cannot move"
+                    blocked = f"the box {WHERE[direction]} cannot move"
                     break
                 boxes.remove(to)
                 boxes.add(beyond)

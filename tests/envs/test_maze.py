@@ -15,7 +15,7 @@ import agentgym
 from agentgym.core.checker import check_text_env
 from envs.maze.env import PRESETS, MazeEnv
 from envs.maze.generate import shortest_path
-from envs.maze.moves import parse_move
+from envs.grid import parse_move
 
 MAZE_IDS = ["maze/v0", "maze-easy/v0", "maze-medium/v0", "maze-hard/v0"]
 
