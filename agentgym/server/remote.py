@@ -6,7 +6,9 @@ evenly over several servers. A server at capacity is skipped for the next; when 
 server is full, creation waits (up to ``capacity_wait_s``) for a session to end. A server
 that cannot be reached is skipped for a few seconds; when none can be reached creation
 fails with the reason after a short retry, so a dead server fails its episodes quickly
-instead of hanging the batch, and new episodes reconnect as soon as it is back.
+instead of hanging the batch, and new episodes reconnect as soon as it is back. Each session
+pings its server every ``heartbeat_s``: a server that stops answering (its host gone, the
+network cut, the process frozen) fails the episode within 1.5 heartbeats, not at a timeout.
 
 The bearer token, when the servers want one, comes from ``token=``, or the environment
 variables ``AGENTGYM_ENV_TOKEN`` (the token) or ``AGENTGYM_ENV_TOKEN_FILE`` (a file holding it).
@@ -87,12 +89,13 @@ class RemoteEnvFactory:
     """An :class:`~agentgym.core.factory.EnvFactory` whose environments live on env servers."""
 
     def __init__(self, address: str | Sequence[str] = "", *, token: str | None = None, progress: bool = True,
-                 connect_timeout_s: float = 10.0, capacity_wait_s: float = 60.0):
+                 connect_timeout_s: float = 10.0, capacity_wait_s: float = 60.0, heartbeat_s: float | None = 30.0):
         self.servers = [_Server(url) for url in server_urls(address)]
         self.token = token if token is not None else default_token()
         self.progress = progress
         self.connect_timeout_s = connect_timeout_s
         self.capacity_wait_s = capacity_wait_s
+        self.heartbeat_s = heartbeat_s
         self._http: aiohttp.ClientSession | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
@@ -191,7 +194,8 @@ class RemoteEnvFactory:
         http = await self._session()
         try:
             ws = await asyncio.wait_for(http.ws_connect(server.url + "/ws", headers=self._headers(),
-                                                        max_msg_size=MAX_MESSAGE_BYTES, autoping=True),
+                                                        max_msg_size=MAX_MESSAGE_BYTES, autoping=True,
+                                                        heartbeat=self.heartbeat_s),
                                         self.connect_timeout_s)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -67,3 +68,24 @@ def test_sigterm_tells_clients_closes_every_env_and_exits(tmp_path):
     finally:
         server.kill()
     assert marker.read_text().split() == [task_id]
+
+
+async def test_a_frozen_server_fails_the_episode_within_the_heartbeat(tmp_path):
+    """SIGSTOP: the TCP connection stays open but nothing answers; the client's pings notice."""
+    from agentgym.server import RemoteEnvError, RemoteEnvFactory
+
+    server, url = start_serve_envs("--env", "maze-easy/v0", log=tmp_path / "server.log")
+    factory = RemoteEnvFactory(url, heartbeat_s=1.0)
+    try:
+        env = await factory.create("maze-easy/v0")
+        await env.areset(seed=0)
+        server.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(RemoteEnvError, match="lost|broke"):
+            await asyncio.wait_for(env.astep("up"), 30)
+        assert time.monotonic() - started < 10
+        await env.aclose()
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        await factory.aclose()
