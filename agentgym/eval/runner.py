@@ -95,7 +95,7 @@ async def aevaluate(
     own_factory = engine is None and (factory is None or isinstance(factory, str))
     factory = engine.factory if engine is not None else env_factory(factory or suite.env_factory)
     for entry in suite.envs:  # a wrong id or argument fails now, before a model loads
-        await asyncio.to_thread(factory.validate, entry.id, entry.env_kwargs())  # a remote one asks over HTTP
+        await asyncio.to_thread(factory.validate, entry.id, entry.env_kwargs())  # remote: an HTTP call
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):
