@@ -188,17 +188,12 @@ class EnvServer:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"session ended")
 
         session.on_server_close = server_close
-        inbox: asyncio.Queue[str] = asyncio.Queue(PIPELINE)
+        inbox: asyncio.Queue[str | bytes] = asyncio.Queue(PIPELINE)
         worker = asyncio.create_task(self._serve(session, ws, inbox))
         try:
             async for frame in ws:  # reading goes on while a step runs, so a hang-up is seen at once
-                if frame.type == WSMsgType.TEXT:
+                if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await inbox.put(frame.data)
-                elif frame.type == WSMsgType.BINARY:
-                    try:
-                        await inbox.put(frame.data.decode("utf-8"))
-                    except UnicodeDecodeError:
-                        await inbox.put("\x00not utf-8")  # answered as INVALID_JSON, in order
                 elif frame.type == WSMsgType.ERROR:
                     log.info("session %s: %s", session.id, ws.exception())
                     break

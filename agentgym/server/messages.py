@@ -157,8 +157,17 @@ class StateInfo(BaseModel):
 INCOMING = {"reset": ResetData, "step": StepData, "state": StateData}
 
 
-def parse(text: str, max_bytes: int) -> tuple[str, BaseModel | None]:
-    """A client message's type and validated data; :class:`ProtocolError` when it is wrong."""
+def parse(text: str | bytes, max_bytes: int) -> tuple[str, BaseModel | None]:
+    """A client message (a text frame, or a binary one holding UTF-8) as its type and validated data;
+    :class:`ProtocolError` when it is wrong."""
+    if isinstance(text, bytes):
+        if len(text) > max_bytes:
+            raise ProtocolError(ErrorCode.VALIDATION_ERROR,
+                                f"the message is larger than this server's limit of {max_bytes} bytes")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(ErrorCode.INVALID_JSON, "a binary message must hold UTF-8 JSON") from None
     if len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise ProtocolError(ErrorCode.VALIDATION_ERROR,
                             f"the message is larger than this server's limit of {max_bytes} bytes")

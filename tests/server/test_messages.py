@@ -13,7 +13,7 @@ from agentgym.server import messages as msg
 from agentgym.server.messages import ErrorCode, ProtocolError
 
 
-def code_of(text: str, limit: int = 1 << 20) -> ErrorCode:
+def code_of(text: str | bytes, limit: int = 1 << 20) -> ErrorCode:
     with pytest.raises(ProtocolError) as err:
         msg.parse(text, limit)
     return err.value.code
@@ -80,3 +80,11 @@ def test_schemas_are_json():
     schemas = msg.schemas()
     json.dumps(schemas)
     assert schemas["action"]["properties"]["action"]["anyOf"][0]["type"] == "string"
+
+
+def test_binary_frames_hold_utf8_json():
+    assert msg.parse('{"type": "state"}'.encode(), 1 << 20)[0] == "state"
+    assert code_of(b"\xff\xfe") == ErrorCode.INVALID_JSON
+    with pytest.raises(ProtocolError) as err:
+        msg.parse(b"x" * 2000, 1024)
+    assert err.value.code == ErrorCode.VALIDATION_ERROR
