@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import aiohttp
 import pytest
 
 from .conftest import CLOSED, until
 
-websockets = pytest.importorskip("websockets")
+try:
+    import websockets  # the client library OpenEnv's EnvClient uses (agentgym[dev])
+except ImportError:  # pragma: no cover - CI installs it, so there a missing one fails
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("the OpenEnv-style client needs `pip install websockets`", allow_module_level=True)
 
 
 class OpenEnvClient:
