@@ -28,10 +28,14 @@ from typing import Any, Protocol, runtime_checkable
 Message = dict[str, Any]
 """A chat message in OpenAI format: ``{"role", "content"}`` plus ``tool_calls`` / ``tool_call_id``."""
 
-RESET_INFO_KEYS = ("task_id", "task", "system_prompt", "tools", "valid_actions")
+RESET_INFO_KEYS = ("task_id", "task", "system_prompt", "tools", "valid_actions", "hooks")
 """What ``areset``'s info holds: the task's id and the :class:`~agentgym.core.task.Task` itself
 (hidden reference included: for scoring, never shown to the policy), the system prompt, the
-OpenAI tool schemas (absent for free-text envs) and, when the env can list them, the valid replies."""
+OpenAI tool schemas (absent for free-text envs), when the env can list them the valid replies,
+and optionally ``hooks``: which of the optional hooks (``OPTIONAL_HOOKS``) the env answers, so
+callers skip the others (a remote env saves a round trip per turn); absent means all may answer."""
+
+OPTIONAL_HOOKS = ("progress", "hint", "oracle_action", "valid_actions")
 
 STEP_INFO_KEYS = ("turn", "invalid_action", "invalid_actions", "success", "reason", "valid_actions")
 """What ``StepResult.info`` holds: the 1-based turn, whether this reply was rejected, how many were
@@ -39,7 +43,7 @@ so far, on the last step a bool ``success`` (and a ``reason`` when truncated), t
 when the env lists them; envs add their own keys (``progress``, ``answer``...)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class StepResult:
     """What one ``astep`` returns: the env's answer messages, the reward, the end flags, info.
 
@@ -77,6 +81,8 @@ def merge_messages(messages: list[Message]) -> Message:
     """
     if len(messages) == 1:
         only = messages[0]
+        if len(only) == 2 and isinstance(only.get("content"), str) and "role" in only:
+            return only  # already one plain message (the common case, on every step)
         return {"role": only.get("role", "user"), "content": only.get("content") or ""}
     parts = [f"[{m.get('name', m.get('role', ''))}] {m.get('content') or ''}" for m in messages]
     role = "tool" if messages and all(m.get("role") == "tool" for m in messages) else "user"

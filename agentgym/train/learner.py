@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from agentgym.malloc import release_free_memory
+from agentgym.torch_thread import call_on_torch_thread
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
@@ -203,7 +204,16 @@ class Learner:
 
         ``update_lock`` (a ``threading.Lock``) is held while the optimizer writes the
         weights, for a rollout policy that generates with this very module.
+
+        Runs on the process's torch thread whichever thread calls it: on CPU a step on
+        another thread gives that thread a second OpenMP team, and with more OpenMP threads
+        than cores every operation of both generation and training pays a sleep and wake
+        (:mod:`agentgym.torch_thread`). So a caller on another thread must not hold
+        ``update_lock`` meanwhile: the step would wait for it forever.
         """
+        return call_on_torch_thread(self._step, samples, update_lock)
+
+    def _step(self, samples: Sequence[Sample], update_lock: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
         lengths = [s.num_sampled for s in samples]
         weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
@@ -303,6 +313,10 @@ class Learner:
         return {"model.safetensors": write_model, "optimizer.pt": write_optim}
 
     def load_checkpoint(self, folder: str | Path) -> None:
+        """Restore weights, optimizer and schedule from a checkpoint folder (on the torch thread)."""
+        call_on_torch_thread(self._load_checkpoint, folder)
+
+    def _load_checkpoint(self, folder: str | Path) -> None:
         from safetensors.torch import load_file
 
         folder = Path(folder)
