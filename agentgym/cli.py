@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("agentgym.core.play", "play any text environment yourself in the terminal"),
     "trajectories": ("agentgym.rollout.cli", "show recorded trajectories turn by turn"),
     "serve-policy": ("agentgym.policy.cli", "serve a local policy as an OpenAI-compatible endpoint"),
+    "serve-envs": ("agentgym.server.cli", "serve environments to trainers on other hosts (OpenEnv WebSocket protocol)"),
     "rubrics": ("agentgym.rewards.cli", "build rubrics for tasks from their hidden references"),
     "search": ("envs.search.cli", "build and query BM25 indexes for the search environment"),
     "swe": ("envs.swe.cli", "make SWE tasks from PyPI packages; manage sandboxes"),

@@ -220,6 +220,8 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         task = options.get("task")
         if task is not None:
             return Task.model_validate(task) if isinstance(task, dict) else task
+        if options.get("task_id") is not None:
+            return self._task_by_id(str(options["task_id"]))
         if self._fixed_task is not None:
             return self._fixed_task
         if self._task_list:
@@ -230,6 +232,17 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             if split_of(candidate.fingerprint()) == self.split:
                 return candidate
         raise RuntimeError("the task generator produced no task of the requested split")
+
+    def _task_by_id(self, task_id: str) -> Task:
+        """``options={"task_id": ...}``: the task with that id from the fixed task or the task list."""
+        listed = ([self._fixed_task] if self._fixed_task is not None else []) + list(self._task_list or [])
+        if not listed:
+            raise UserError(f"{type(self).__name__} generates its tasks and cannot look one up by id; "
+                            "pass the task itself (options={'task': ...}) or a seed.")
+        for task in listed:
+            if task.id == task_id:
+                return task
+        raise UserError(f"no task {task_id!r} in {type(self).__name__}'s {len(listed)} tasks.")
 
     async def _areset(self, seed: int | None, options: dict[str, Any] | None):
         gym.Env.reset(self, seed=seed)

@@ -5,8 +5,10 @@ The rollout engine (and through it guidance and evaluation) receives an
 below the engine calls :func:`agentgym.make`. :class:`LocalEnvFactory` builds them from
 the registry on a worker thread (constructors may load corpora or start sandboxes); a
 remote factory that opens sessions on an environment server plugs in through
-:func:`env_factory`'s spec strings (``"local"``; ``"remote:ws://HOST:PORT"`` once the
-server exists), registered in :data:`SCHEMES`.
+:func:`env_factory`'s spec strings (``"local"``; ``"remote:ws://HOST:PORT[,...]"`` for
+``agentgym serve-envs`` servers), registered in :data:`SCHEMES`. A factory also draws an
+environment's deterministic task sets (:meth:`EnvFactory.tasks`), so an evaluation never
+builds an environment itself: a remote factory draws them where the environment lives.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from agentgym.core.protocol import AsyncEnv
 from agentgym.core.registry import check_arguments, make, spec
+from agentgym.core.task import Split, Task, generate_split
 from agentgym.core.workers import off_loop
 from agentgym.errors import UserError
 
@@ -33,6 +36,11 @@ class EnvFactory(Protocol):
 
         Cheap and side-effect free: run it before any model loads.
         """
+        ...
+
+    async def tasks(self, env_id: str, kwargs: dict[str, Any] | None = None, *, split: Split = "test",
+                    count: int = 20, seed: int = 0) -> list[Task]:
+        """``count`` distinct tasks of ``split`` from the env's generator, as :func:`generate_split` draws them."""
         ...
 
     async def aclose(self) -> None:
@@ -57,8 +65,24 @@ class LocalEnvFactory:
         env_spec = spec(env_id)
         check_arguments(env_spec.id, env_spec.load(), {**env_spec.kwargs, **(kwargs or {})})
 
+    async def tasks(self, env_id: str, kwargs: dict[str, Any] | None = None, *, split: Split = "test",
+                    count: int = 20, seed: int = 0) -> list[Task]:
+        return await off_loop(generated_tasks, env_id, kwargs, split=split, count=count, seed=seed)
+
     async def aclose(self) -> None:
         return None
+
+
+def generated_tasks(env_id: str, kwargs: dict[str, Any] | None = None, *, split: Split = "test", count: int = 20,
+                    seed: int = 0) -> list[Task]:
+    """Build the env (``split`` set), draw ``count`` tasks of its split, close it; blocking."""
+    env = make(env_id, **{**(kwargs or {}), "split": split})
+    try:
+        return generate_split(env.generate_task, split=split, count=count, seed=seed)
+    except NotImplementedError as exc:
+        raise UserError(f"{env_id} has no task generator; give the suite entry a `tasks:` file.") from exc
+    finally:
+        env.close()
 
 
 _CHECKED: dict[type, bool] = {}
@@ -73,21 +97,20 @@ def _implements_protocol(cls: type) -> bool:
     return _CHECKED[cls]
 
 
-SCHEMES: dict[str, str] = {"local": "agentgym.core.factory:LocalEnvFactory"}
+SCHEMES: dict[str, str] = {"local": "agentgym.core.factory:LocalEnvFactory",
+                           "remote": "agentgym.server.remote:RemoteEnvFactory"}
 """Factory spec scheme -> ``"module:callable"`` taking the text after ``scheme:`` (empty for ``local``)."""
 
 
 def env_factory(spec_or_factory: str | EnvFactory | None = None) -> EnvFactory:
-    """The factory a spec names: None or ``"local"`` (the registry), or ``"SCHEME:ADDRESS"``."""
+    """The factory a spec names: None or ``"local"`` (the registry), or ``"SCHEME:ADDRESS"``
+    (``"remote:ws://HOST:PORT"``, several servers comma-separated)."""
     if spec_or_factory is not None and not isinstance(spec_or_factory, str):
         return spec_or_factory
     text = (spec_or_factory or "local").strip()
     scheme, _, address = text.partition(":")
     target = SCHEMES.get(scheme)
     if target is None:
-        if scheme == "remote":
-            raise UserError("remote environments need agentgym's environment server (serve-envs), which this "
-                            "installation does not have yet; use the local factory.")
         raise UserError(f"unknown env factory {text!r}: use 'local' or one of {sorted(SCHEMES)}.")
     module, _, attr = target.partition(":")
     build: Callable[..., EnvFactory] = getattr(importlib.import_module(module), attr)

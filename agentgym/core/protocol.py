@@ -7,7 +7,7 @@ remote session (a WebSocket client) are interchangeable. The protocol is small:
 * ``await env.areset(seed=None, options=None) -> (message, info)``: the first user
   message and the reset info (``task_id``, ``task``, ``system_prompt``, ``tools``,
   ``valid_actions``; see :data:`RESET_INFO_KEYS`). ``options={"task": Task | dict}``
-  plays that task.
+  plays that task, ``options={"task_id": ID}`` the one with that id in the env's task list.
 * ``await env.astep(message) -> StepResult``: ``message`` is the assistant's reply,
   ``{"role": "assistant", "content": str | None, "tool_calls": [...]}`` (plain text
   replies carry content only). The env answers with one user message, or one tool

@@ -25,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seconds per environment step before the episode fails (default 300)")
     parser.add_argument("--env-concurrency", type=_limit, action="append", metavar="ENV=N",
                         help="at most N episodes of this env id or family at once, e.g. swe=4 (repeatable)")
+    parser.add_argument("--env-factory", metavar="SPEC",
+                        help="where the environments run: local (default), or remote:ws://HOST:PORT[,ws://...] "
+                             "for `agentgym serve-envs` servers (overrides the suite's env_factory)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         progress=not args.no_progress,
+        factory=args.env_factory,
     )
     print((out / REPORT).read_text(encoding="utf-8"))
     print(f"Wrote {out}/results.json, {REPORT}, {SUCCESS_PLOT}, {TURNS_PLOT} and trajectories.jsonl.")

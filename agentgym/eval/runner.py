@@ -22,7 +22,7 @@ from agentgym.core.factory import EnvFactory, env_factory
 from agentgym.errors import UserError
 from agentgym.eval.metrics import summarize
 from agentgym.eval.report import REPORT, RESULTS, markdown_table, plot
-from agentgym.eval.suite import Suite, load_suite, suite_tasks
+from agentgym.eval.suite import Suite, draw_tasks, load_suite
 from agentgym.policy.base import ActionSource, Policy
 from agentgym.rollout.config import RolloutConfig
 from agentgym.rollout.engine import EpisodeSpec, RolloutEngine
@@ -85,15 +85,17 @@ async def aevaluate(
 
     ``policy`` is a :class:`Policy`, an :class:`ActionSource` or a spec for
     :func:`agentgym.policy.load_policy` (``scripted:oracle``, ``hf:PATH``...). Environments
-    come from ``factory`` (default: the local registry; an ``engine`` brings its own). The
-    learner passes its own ``engine`` for periodic evaluation.
+    (and the suite's generated tasks) come from ``factory``, else the suite's ``env_factory``,
+    else the local registry; an ``engine`` brings its own. The learner passes its own
+    ``engine`` for periodic evaluation.
     """
     suite = (await asyncio.to_thread(load_suite, suite)).with_overrides(
         samples=samples, num_tasks=num_tasks, max_turns=max_turns
     )
-    factory = engine.factory if engine is not None else env_factory(factory)
+    own_factory = engine is None and (factory is None or isinstance(factory, str))
+    factory = engine.factory if engine is not None else env_factory(factory or suite.env_factory)
     for entry in suite.envs:  # a wrong id or argument fails now, before a model loads
-        factory.validate(entry.id, entry.env_kwargs())
+        await asyncio.to_thread(factory.validate, entry.id, entry.env_kwargs())  # remote: an HTTP call
     own_policy = isinstance(policy, str)
     policy_label = policy if isinstance(policy, str) else getattr(policy, "name", type(policy).__name__)
     if isinstance(policy, str):
@@ -102,7 +104,7 @@ async def aevaluate(
     out = Path(out_dir) if out_dir is not None else None
     start = time.perf_counter()
     try:
-        plan = await asyncio.to_thread(_plan, suite, sampling)
+        plan = await _plan(suite, sampling, factory)
         done: dict[Key, Trajectory] = {}
         if out is not None:
             done = await asyncio.to_thread(_prepare_out_dir, out, suite, policy_label, sampling)
@@ -118,6 +120,8 @@ async def aevaluate(
     finally:
         if own_policy:
             await policy.close()
+        if own_factory:
+            await factory.aclose()
     finished = {**done, **{_key_of(t): t for t in new}}
     trajs = [finished[_key(s)] for s in plan if _key(s) in finished]
     results = _results(suite, policy_label, trajs, time.perf_counter() - start, len(new), engine)
@@ -132,10 +136,10 @@ def _load_policy(spec: str) -> Policy | ActionSource:
     return load_policy(spec)
 
 
-def _plan(suite: Suite, sampling) -> list[EpisodeSpec]:
+async def _plan(suite: Suite, sampling, factory: EnvFactory) -> list[EpisodeSpec]:
     specs: list[EpisodeSpec] = []
     for entry in suite.envs:
-        for task in suite_tasks(entry, suite):
+        for task in await draw_tasks(entry, suite, factory):
             for sample in range(entry.samples):
                 key = (entry.name, task.id, sample)
                 specs.append(

@@ -5,6 +5,7 @@ A suite is a YAML file::
     name: maze_easy
     description: 4x4 mazes from the test split
     sampling: {temperature: 0.7, max_tokens: 64}   # optional; any SamplingParams field
+    env_factory: remote:ws://envhost:8001          # optional; default: this machine's registry
     envs:
       - id: maze/v0              # registered environment id
         kwargs: {preset: easy}   # passed to agentgym.make
@@ -22,15 +23,19 @@ suites shipped with agentgym.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentgym.core.task import Split, Task, generate_split, load_tasks
+from agentgym.core.task import Split, Task, load_tasks
 from agentgym.errors import UserError
 from agentgym.policy.base import SamplingParams
+
+if TYPE_CHECKING:
+    from agentgym.core.factory import EnvFactory
 
 SUITES_DIR = Path("configs") / "suites"
 
@@ -74,6 +79,8 @@ class Suite(BaseModel):
     name: str
     description: str = ""
     sampling: dict[str, Any] = Field(default_factory=dict)
+    #: Where the environments run: None (this machine) or an env factory spec (``remote:ws://HOST:PORT``).
+    env_factory: str | None = None
     envs: list[SuiteEnv] = Field(min_length=1)
     source: str | None = Field(None, exclude=True)
 
@@ -170,12 +177,15 @@ def suite_tasks(entry: SuiteEnv, suite: Suite | None = None) -> list[Task]:
         if len(tasks) < entry.num_tasks:
             raise UserError(f"{path} has {len(tasks)} {entry.split} tasks; the suite asks for {entry.num_tasks}.")
         return tasks[: entry.num_tasks]
-    from agentgym.core.registry import make
+    from agentgym.core.factory import generated_tasks
 
-    env = make(entry.id, **entry.env_kwargs())
-    try:
-        return generate_split(env.generate_task, split=entry.split, count=entry.num_tasks, seed=entry.seed)
-    except NotImplementedError as exc:
-        raise UserError(f"{entry.id} has no task generator; give the suite entry a `tasks:` file.") from exc
-    finally:
-        env.close()
+    return generated_tasks(entry.id, entry.env_kwargs(), split=entry.split, count=entry.num_tasks, seed=entry.seed)
+
+
+async def draw_tasks(entry: SuiteEnv, suite: Suite | None, factory: EnvFactory) -> list[Task]:
+    """The tasks of one entry: from its task file, or drawn from the env's generator by ``factory``
+    (a remote factory draws them on its server: this machine need not host the environment)."""
+    if entry.tasks:
+        return await asyncio.to_thread(suite_tasks, entry, suite)
+    return await factory.tasks(entry.id, entry.env_kwargs(), split=entry.split, count=entry.num_tasks,
+                               seed=entry.seed)

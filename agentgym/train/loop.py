@@ -240,7 +240,7 @@ class Trainer:
     async def run(self) -> TrainResult:
         cfg = self.config
         for entry in [*cfg.envs, *(cfg.eval.envs or [])]:  # a wrong id or argument fails now, before any model
-            self.factory.validate(entry.id, entry.kwargs)
+            await asyncio.to_thread(self.factory.validate, entry.id, entry.kwargs)  # remote: an HTTP call
         resume_from = self._prepare_run_dir()
         self._t_start = time.perf_counter()
         total = cfg.trainer.steps

@@ -107,9 +107,29 @@ def _generate(name: str, seed: int) -> list[Task]:
 
 
 def wiki_task_set(name: str, split: str | None = None, seed: int = 0) -> list[Task]:
-    """A task set over the Wikipedia corpus (all of it, or one split), generated once and cached."""
+    """A task set over the Wikipedia corpus (all of it, or one split), generated once and cached.
+
+    Kept in memory per process too: every environment (each session of an env server) shares one
+    copy instead of parsing thousands of tasks again. Callers get their own list of the shared tasks.
+    """
     if name not in TASK_SETS:
         raise UserError(f"unknown search task set {name!r}: choose one of {', '.join(TASK_SETS)}.")
+    key = (name, split, seed if name in ("multihop", "singlehop") else 0)
+    with _LOCK:
+        shared = _TASK_SETS.get(key)
+    if shared is None:
+        shared = _load_task_set(name, seed)
+        if split is not None:
+            shared = split_tasks(shared, split)
+        with _LOCK:
+            shared = _TASK_SETS.setdefault(key, shared)
+    return list(shared)
+
+
+_TASK_SETS: dict[tuple[str, str | None, int], list[Task]] = {}
+
+
+def _load_task_set(name: str, seed: int) -> list[Task]:
     seeded = name in ("multihop", "singlehop")
     path = (
         search_cache_dir()
@@ -119,10 +139,9 @@ def wiki_task_set(name: str, split: str | None = None, seed: int = 0) -> list[Ta
     with _LOCK:
         cached = path.is_file()
     if cached:
-        tasks = load_tasks(path)
-    else:
-        tasks = [agree_splits(t) for t in _generate(name, seed)]
-        tmp = path.with_suffix(f".{os.getpid()}.part")  # concurrent writers never collide
-        save_tasks(tasks, tmp)
-        tmp.replace(path)
-    return tasks if split is None else split_tasks(tasks, split)
+        return load_tasks(path)
+    tasks = [agree_splits(t) for t in _generate(name, seed)]
+    tmp = path.with_suffix(f".{os.getpid()}.part")  # concurrent writers never collide
+    save_tasks(tasks, tmp)
+    tmp.replace(path)
+    return tasks
