@@ -74,7 +74,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, policy: TrainablePolicy | None = None,
                  progress: bool | None = None):
-        self.config = config
+        self.config = config.model_copy(deep=True)  # the run fills in what its autos resolved to
         self.run_dir = config.run_path
         self.resume = resume
         self._policy_arg = policy
@@ -114,12 +114,18 @@ class Trainer:
         setup = build_model(cfg, self.policy)
         self.model, self.sync = setup.model, setup.sync
         max_turns = cfg.rollout.max_turns
+        precision = setup.precision
         self.learner = Learner(
             setup.model, cfg.trainer, cfg.algorithm, ref_model=setup.ref_model,
             temperature=cfg.rollout.temperature,
             norm_tokens=cfg.rollout.max_tokens * max_turns if max_turns else None,
             pad_id=getattr(self.policy.tokenizer, "pad_token_id", None) or 0,
+            autocast=precision.autocast_dtype, master_weights=precision.master_weights,
         )
+        # the run's saved config states what the autos resolved to
+        cfg.model.device, cfg.model.dtype, cfg.model.autocast = precision.device, precision.dtype, precision.autocast
+        save_config(cfg, self.run_dir / "config.yaml")
+        log.info("learner: %s; weight sync: %s", precision.describe(), self.sync.mode)
 
     def _wire(self) -> None:
         """The engine, the scoring pass, guidance and the strip scorer around the policy."""
@@ -188,6 +194,7 @@ class Trainer:
         gen_s = batch.metrics.get("time/generation_s", 0.0)
         metrics["time/wait_s"] = wait_s
         metrics["tokens/generated_per_s"] = metrics.get("tokens/generated", 0) / gen_s if gen_s > 0 else 0.0
+        await self.sync.before_step()
         learned, sync_s = await run_on_torch_thread(self._learn_and_publish, samples)
         t = time.perf_counter()
         await self.sync.apublish()

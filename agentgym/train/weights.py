@@ -11,10 +11,13 @@ One protocol, three ways, chosen from where the policy's weights live
   under the policy's lock, then commits, in the same job.
 * ``push`` — the policy's engine holds its own copy (vLLM): ``publish`` takes the learner's
   full state dict (LoRA merged) on the torch thread, ``apublish`` awaits
-  ``policy.update_weights(state)``.
+  ``policy.update_weights(state)`` (in memory: :mod:`agentgym.policy.vllm_weights`). When the
+  engine shares the learner's GPU, ``before_step`` puts it to sleep (its weights and KV cache
+  leave the GPU) and the update wakes it.
 
-The trainer runs ``learner.step(samples, update_lock=sync.update_lock)`` and ``sync.publish()``
-as one job on the torch thread, then awaits ``sync.apublish()``.
+The trainer awaits ``sync.before_step()``, runs ``learner.step(samples, update_lock=sync.
+update_lock)`` and ``sync.publish()`` as one job on the torch thread, then awaits
+``sync.apublish()``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class WeightSync:
     def __init__(self, policy: TrainablePolicy, learner_model: Any):
         self.policy = policy
         self.learner_model = learner_model
+
+    async def before_step(self) -> None:
+        """Before the learner step (e.g. free the GPU the rollout engine shares with the learner)."""
 
     def publish(self) -> None:
         """The torch-thread part, in the same job as the learner step."""
@@ -75,9 +81,15 @@ class CopySync(WeightSync):
 class PushSync(WeightSync):
     mode = "push"
 
-    def __init__(self, policy: TrainablePolicy, learner_model: Any):
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, *, colocated: bool = False):
         super().__init__(policy, learner_model)
+        self.colocated = colocated
         self._state: dict[str, Any] | None = None
+
+    async def before_step(self) -> None:
+        sleep = getattr(self.policy, "sleep", None)
+        if self.colocated and callable(sleep):
+            await sleep()  # no-op unless the engine was started with sleep mode
 
     def publish(self) -> None:
         self._state = merged_state_dict(self.learner_model)
