@@ -36,7 +36,8 @@ import asyncio
 import gc
 import os
 import uuid
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest, WeightsPath
@@ -73,7 +74,6 @@ class VLLMPolicy:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         from agentgym.policy.default_model import resolve_model
-
         from agentgym.policy.vllm_weights import make_transport
 
         self.path = resolve_model(model)

@@ -31,9 +31,10 @@ import mmap
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from multiprocessing import shared_memory
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 from vllm.distributed.weight_transfer.base import (
@@ -337,7 +338,10 @@ class IpcTransport(Transport):
         return {"weight_transfer_config": {"backend": "ipc"}}
 
     async def load(self, engine: Any, state: Mapping[str, Any]) -> None:
-        from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo, IPCTrainerWeightTransferEngine
+        from vllm.distributed.weight_transfer.ipc_engine import (
+            IPCTrainerInitInfo,
+            IPCTrainerWeightTransferEngine,
+        )
 
         source = StateDictSource(state, self.dtype, device=torch.device("cuda", torch.cuda.current_device()))
         loop = asyncio.get_running_loop()

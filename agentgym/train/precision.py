@@ -20,8 +20,9 @@ saved ``config.yaml`` and logs :meth:`Precision.describe`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from agentgym.errors import UserError
 
