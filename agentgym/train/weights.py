@@ -45,8 +45,8 @@ class WeightSync:
     def publish(self) -> None:
         """The torch-thread part, in the same job as the learner step."""
 
-    async def apublish(self) -> None:
-        """The event-loop part, after that job."""
+    async def apublish(self, version: int | None = None) -> None:
+        """The event-loop part, after that job; ``version``: the policy version the weights become."""
 
 
 class SharedSync(WeightSync):
@@ -94,7 +94,7 @@ class PushSync(WeightSync):
     def publish(self) -> None:
         self._state = merged_state_dict(self.learner_model)
 
-    async def apublish(self) -> None:
+    async def apublish(self, version: int | None = None) -> None:
         state, self._state = self._state, None
         if state is not None:
             await self.policy.update_weights(state)
