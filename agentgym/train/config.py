@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentgym.distributed.config import DistributedConfig
 from agentgym.errors import UserError
 from agentgym.guidance.config import GuidanceConfig
 from agentgym.rewards.config import RewardConfig
@@ -207,6 +208,9 @@ class TrainConfig(_Strict):
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     #: Where environments come from: "local" (this process's registry) or a remote factory spec.
     env_factory: str = "local"
+    #: None: everything in this process; ``{backend: ray, rollout_workers: N, ...}``: rollouts on Ray
+    #: actors (docs/distributed.md). The rest of the config means the same either way.
+    distributed: DistributedConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

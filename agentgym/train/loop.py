@@ -87,6 +87,7 @@ class Trainer:
         self.engine: RolloutEngine | None = None
         self.scoring: RewardPipeline | None = None
         self.factory = env_factory(config.env_factory)
+        self.distributed: Any = None  # agentgym.distributed.driver.RayDriver in a Ray run
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> Path | None:
@@ -130,7 +131,10 @@ class Trainer:
     def _wire(self) -> None:
         """The engine, the scoring pass, guidance and the strip scorer around the policy."""
         cfg = self.config
-        self.engine = RolloutEngine(self.policy, cfg.rollout.engine_config(), factory=self.factory)
+        if self.distributed is not None:  # episodes run on Ray workers
+            self.engine = self.distributed.rollout_engine(self.policy, self.factory)
+        else:
+            self.engine = RolloutEngine(self.policy, cfg.rollout.engine_config(), factory=self.factory)
         self.scoring = RewardPipeline.from_config(cfg.rewards, progress=cfg.progress, policy=self.policy)
         self.guided = (GuidedRollouts(cfg.guidance, build_providers(cfg.guidance, self.policy), seed=cfg.seed)
                        if cfg.guidance.enabled else None)
@@ -191,13 +195,15 @@ class Trainer:
         metrics.update(progress_metrics(flat))
         metrics.update(self.scoring.metrics())
         metrics.update(stats.metrics())
+        if self.distributed is not None:
+            metrics.update(self.distributed.metrics())
         gen_s = batch.metrics.get("time/generation_s", 0.0)
         metrics["time/wait_s"] = wait_s
         metrics["tokens/generated_per_s"] = metrics.get("tokens/generated", 0) / gen_s if gen_s > 0 else 0.0
         await self.sync.before_step()
         learned, sync_s = await run_on_torch_thread(self._learn_and_publish, samples)
         t = time.perf_counter()
-        await self.sync.apublish()
+        await self.sync.apublish(self.version + 1)
         sync_s += time.perf_counter() - t
         if learned is not None:
             metrics.update(learned)
@@ -246,6 +252,10 @@ class Trainer:
 
     async def run(self) -> TrainResult:
         cfg = self.config
+        if cfg.distributed is not None:
+            from agentgym.distributed.driver import open_distributed
+
+            self.distributed = open_distributed(cfg)  # runs worker_setup here too, so env ids validate
         for entry in [*cfg.envs, *(cfg.eval.envs or [])]:  # a wrong id or argument fails now, before any model
             self.factory.validate(entry.id, entry.kwargs)
         resume_from = self._prepare_run_dir()
@@ -264,11 +274,15 @@ class Trainer:
         producer: asyncio.Task | None = None
         bar = logger = None
         try:
+            if self.distributed is not None:
+                self.distributed.connect()  # joins or starts the Ray cluster (stopped in _shutdown if started)
             await run_on_torch_thread(self._build)
             self._wire()
+            if self.distributed is not None:
+                self.sync = await self.distributed.start(self.sync)
             if resume_from is not None:
                 await run_on_torch_thread(self._restore, resume_from)
-                await self.sync.apublish()
+                await self.sync.apublish(self.version)
             elif self.resume:
                 log.info("no valid checkpoint in %s; starting from step 0", self.ckpt_dir)
             self._t_start = time.perf_counter()
@@ -338,6 +352,8 @@ class Trainer:
         await self.factory.aclose()
         if self._policy_arg is None and self.policy is not None:
             await self.policy.close()
+        if self.distributed is not None:
+            await self.distributed.close()
 
 
 def _progress_bar(enabled: bool, total: int, initial: int):
