@@ -1,0 +1,86 @@
+"""What the trainer holds in a run with ``distributed: {backend: ray, ...}``.
+
+:func:`open_distributed` prepares the driver, :meth:`RayDriver.connect` joins or starts the
+cluster; the trainer then takes its rollout
+engine from :meth:`RayDriver.rollout_engine` (episodes on worker actors), wraps its weight
+sync with :meth:`RayDriver.start` (workers, and vLLM engine actors when configured, follow
+the learner) and calls :meth:`RayDriver.close` at the end, which stops the actors and a
+cluster this run started. Everything else in the trainer is unchanged: the same YAML runs
+with ``distributed: null`` in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agentgym.distributed.cluster import Cluster, connect
+from agentgym.distributed.rollouts import RayRolloutEngine
+from agentgym.distributed.sync import WorkerSync
+from agentgym.distributed.worker import call_setup
+from agentgym.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class RayDriver:
+    """The cluster, the rollout workers and the engine actors of one run."""
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.dist = config.distributed
+        self.cluster: Cluster | None = None
+        self.engine: RayRolloutEngine | None = None
+        self.engines: Any = None
+
+    def prepare(self) -> None:
+        """Run ``worker_setup`` here too, so the run's env ids validate on the driver before anything starts."""
+        try:
+            call_setup(self.dist.worker_setup)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise UserError(f"distributed.worker_setup: {exc}; give importable 'module:function' names.") from exc
+
+    def connect(self) -> None:
+        """Join or start the cluster (:meth:`close` stops one started here)."""
+        self.cluster = connect(self.dist)
+
+    def rollout_engine(self, policy: Any, factory: Any) -> RayRolloutEngine:
+        """The trainer's rollout engine: episodes run on the workers."""
+        self.engine = RayRolloutEngine(policy, self.config, factory=factory)
+        return self.engine
+
+    async def start(self, sync: Any) -> WorkerSync:
+        """Start the engine actors (if any) and the workers; the sync that keeps them current."""
+        assert self.engine is not None
+        if self.dist.engines:
+            from agentgym.distributed.engines import EngineGroup
+
+            self.engines = EngineGroup(self.config)
+            await self.engines.start()
+            self.engine.engines = self.engines.handles
+        await self.engine.start()
+        log.info("ray: %d rollout workers%s", self.dist.rollout_workers,
+                 f", {self.dist.engines} vLLM engine actors" if self.dist.engines else "")
+        return WorkerSync(sync, self.engine, self.engines)
+
+    def metrics(self) -> dict[str, float]:
+        return self.engine.metrics() if self.engine is not None else {}
+
+    async def close(self) -> None:
+        """Stop the engine actors and, if this run started it, the cluster (the trainer closes the workers
+        with its rollout engine)."""
+        try:
+            if self.engines is not None:
+                await self.engines.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.shutdown()
+
+
+def open_distributed(config: Any) -> RayDriver | None:
+    """A prepared :class:`RayDriver` for ``config.distributed`` (not connected yet), or None when it is null."""
+    if config.distributed is None:
+        return None
+    driver = RayDriver(config)
+    driver.prepare()
+    return driver
