@@ -138,3 +138,22 @@ def test_openai_client_against_vllm_serve(tiny_model):
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_vllm_tool_parser_reads_calls_with_vllms_own_parser():
+    """The hermes parser class of vLLM, in process, on replies the tiny tokenizer encodes."""
+    from agentgym.errors import UserError
+    from agentgym.policy.tiny import build_tokenizer
+    from agentgym.policy.vllm_engine import ToolCallParser
+
+    tools = [{"type": "function", "function": {"name": "move", "description": "Walk.", "parameters": {
+        "type": "object", "properties": {"direction": {"type": "string"}}}}}]
+    parser = ToolCallParser("hermes", build_tokenizer())
+    text, calls = parser.parse('Going. <tool_call>{"name": "move", "arguments": {"direction": "up"}}</tool_call>'
+                               '<tool_call>{"name": "move", "arguments": {"direction": "left"}}</tool_call>', tools)
+    assert text.strip() == "Going." and [c["function"]["name"] for c in calls] == ["move", "move"]
+    assert [c["function"]["arguments"] for c in calls] == ['{"direction": "up"}', '{"direction": "left"}']
+    assert all(c["id"] and c["type"] == "function" for c in calls) and calls[0]["id"] != calls[1]["id"]
+    assert parser.parse("just words", tools) == ("just words", None)
+    with pytest.raises(UserError, match="no tool parser"):
+        ToolCallParser("no-such-parser", build_tokenizer())
