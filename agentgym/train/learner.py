@@ -222,10 +222,17 @@ class Learner:
         ``update_lock`` (a ``threading.Lock``) is held while the optimizer writes the
         weights, for a rollout policy that generates with this very module.
         """
-        t0 = time.perf_counter()
         lengths = [s.num_sampled for s in samples]
         weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
-        batches = pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id)
+        return self.step_weighted(samples, weights, update_lock)
+
+    def step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any = None
+                      ) -> dict[str, Any]:
+        """:meth:`step` with each sample's per-token loss weight given (a data-parallel rank gets its share
+        of a step whose weights were computed over the whole batch)."""
+        t0 = time.perf_counter()
+        lengths = [s.num_sampled for s in samples]
+        batches = self._align(pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id))
         ref_logps = self._reference_logprobs(batches) if self.ref_model is not None else None
         self.model.train()
         stats = LossStats()
@@ -235,6 +242,7 @@ class Learner:
         for epoch in range(self.algorithm.epochs):
             self.optimizer.zero_grad(set_to_none=True)
             for i, mb in enumerate(batches):
+                self._gradient_sync(i == len(batches) - 1)
                 t = time.perf_counter()
                 logp, entropy = self._logprobs(self.parts, self.model, mb, with_entropy=epoch == 0)
                 loss, mb_stats = ppo_loss(
@@ -249,15 +257,15 @@ class Learner:
                     entropy=entropy,
                 )
                 t1 = time.perf_counter()
-                loss.backward()
+                (loss * self.loss_scale if self.loss_scale != 1 else loss).backward()
                 if self.master is not None:
                     self.master.accumulate()  # fp32 accumulation across micro-batches
                 fwd_s += t1 - t
                 bwd_s += time.perf_counter() - t1
-                if epoch == 0:
+                if epoch == 0 and mb.padded_tokens:  # (a data-parallel rank's idle filler has none)
                     stats.add(mb_stats)
                     loss_total += float(loss.detach())
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self._optimized(), self.trainer.max_grad_norm))
+            grad_norm = self._clip()
             if math.isfinite(grad_norm):
                 lock = update_lock if update_lock is not None else contextlib.nullcontext()
                 if self.master is not None:
@@ -271,14 +279,15 @@ class Learner:
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.steps_done += 1
+        loss_total, trained, padded, stats = self._reduce(
+            loss_total, sum(lengths), sum(mb.padded_tokens for mb in batches), stats)
         elapsed = time.perf_counter() - t0
-        trained = sum(lengths)
         out = {
             "loss": loss_total,
             "grad_norm": grad_norm,
             "lr": lr,
             "tokens/trained": trained,
-            "tokens/padded": sum(mb.padded_tokens for mb in batches),
+            "tokens/padded": padded,
             "micro_batches": len(batches),
             "time/train_s": elapsed,
             "time/forward_s": fwd_s,
@@ -291,6 +300,24 @@ class Learner:
             out.pop("kl")
         release_free_memory()  # the step's activations and gradients are freed: give the pages back
         return out
+
+    # ----------------------------------------------------------------- hooks of a data-parallel learner
+    #: The loss is multiplied by it before backward (ranks whose gradients are averaged sum them instead).
+    loss_scale = 1
+
+    def _align(self, batches: list[MicroBatch]) -> list[MicroBatch]:
+        """The micro-batches to run (every rank must run as many)."""
+        return batches
+
+    def _gradient_sync(self, last: bool) -> None:
+        """Before each micro-batch: whether its backward reduces gradients across ranks."""
+
+    def _clip(self) -> float:
+        return float(torch.nn.utils.clip_grad_norm_(self._optimized(), self.trainer.max_grad_norm))
+
+    def _reduce(self, loss: float, trained: int, padded: int, stats: LossStats) -> tuple[float, int, int, LossStats]:
+        """The step's figures over every rank."""
+        return loss, trained, padded, stats
 
     def _optimized(self) -> list[torch.Tensor]:
         """The tensors AdamW steps on: the fp32 master copy, or the model's trainable weights."""
