@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentgym.distributed.rollouts import RayRolloutEngine
-from agentgym.train.weights import WeightSync, merged_state_dict
+from agentgym.train.weights import WeightSync
 
 
 class WorkerSync(WeightSync):
@@ -31,7 +31,7 @@ class WorkerSync(WeightSync):
 
     def publish(self) -> None:
         self.local.publish()
-        self._state = merged_state_dict(self.learner_model)
+        self._state = self.local.learner_state()
 
     async def apublish(self, version: int | None = None) -> None:
         await self.local.apublish(version)

@@ -23,6 +23,7 @@ update_lock)`` and ``sync.publish()`` as one job on the torch thread, then await
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from agentgym.policy.base import LocalWeights, TrainablePolicy
@@ -35,9 +36,16 @@ class WeightSync:
     #: Held by the learner while the optimizer writes the weights (a module generation shares).
     update_lock: Any = None
 
-    def __init__(self, policy: TrainablePolicy, learner_model: Any):
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, state_fn: Callable[[], dict[str, Any]] | None = None):
+        """``state_fn``: where the learner's full weights come from when the model is sharded over ranks
+        (:mod:`agentgym.train.parallel`); by default the model's own state dict (LoRA merged)."""
         self.policy = policy
         self.learner_model = learner_model
+        self.state_fn = state_fn
+
+    def learner_state(self) -> dict[str, Any]:
+        """The learner's full weights by HF name (on the torch thread)."""
+        return self.state_fn() if self.state_fn is not None else merged_state_dict(self.learner_model)
 
     async def before_step(self) -> None:
         """Before the learner step (e.g. free the GPU the rollout engine shares with the learner)."""
@@ -64,14 +72,15 @@ class SharedSync(WeightSync):
 class CopySync(WeightSync):
     mode = "copy"
 
-    def __init__(self, policy: TrainablePolicy, learner_model: Any, handle: LocalWeights):
-        super().__init__(policy, learner_model)
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, handle: LocalWeights,
+                 state_fn: Callable[[], dict[str, Any]] | None = None):
+        super().__init__(policy, learner_model, state_fn)
         self.handle = handle
 
     def publish(self) -> None:
         import torch
 
-        src = dict(self.learner_model.named_parameters())
+        src = self.state_fn() if self.state_fn is not None else dict(self.learner_model.named_parameters())
         with self.handle.lock, torch.no_grad():
             for name, p in self.handle.module.named_parameters():
                 p.copy_(src[name])
@@ -81,8 +90,9 @@ class CopySync(WeightSync):
 class PushSync(WeightSync):
     mode = "push"
 
-    def __init__(self, policy: TrainablePolicy, learner_model: Any, *, colocated: bool = False):
-        super().__init__(policy, learner_model)
+    def __init__(self, policy: TrainablePolicy, learner_model: Any, *, colocated: bool = False,
+                 state_fn: Callable[[], dict[str, Any]] | None = None):
+        super().__init__(policy, learner_model, state_fn)
         self.colocated = colocated
         self._state: dict[str, Any] | None = None
 
@@ -92,7 +102,7 @@ class PushSync(WeightSync):
             await sleep()  # no-op unless the engine was started with sleep mode
 
     def publish(self) -> None:
-        self._state = merged_state_dict(self.learner_model)
+        self._state = self.learner_state()
 
     async def apublish(self, version: int | None = None) -> None:
         state, self._state = self._state, None
