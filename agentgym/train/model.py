@@ -46,10 +46,17 @@ def load_rollout_policy(config: TrainConfig) -> TrainablePolicy:
     return policy
 
 
-def build_model(config: TrainConfig, policy: TrainablePolicy) -> ModelSetup:
-    """The learner's model, reference model and weight sync for ``policy`` (run on the torch thread)."""
+def build_model(config: TrainConfig, policy: TrainablePolicy, *, group: Any = None, sharded: Any = None) -> ModelSetup:
+    """The learner's model, reference model and weight sync for ``policy`` (run on the torch thread).
+
+    With a multi-rank learner (``group``, :mod:`agentgym.train.parallel`) the model is ``sharded``
+    (its :class:`~agentgym.train.parallel.LogprobModule` root and reference root, built on every
+    rank) and the sync copies or pushes the full weights gathered to rank 0.
+    """
     import torch
 
+    if group is not None:
+        return _sharded_setup(config, policy, group, sharded)
     weights = policy.weights()
     shared = isinstance(weights, LocalWeights) and config.pipeline.share_weights
     shared_device = str(_device_of(weights.module)) if shared else None
@@ -75,6 +82,32 @@ def build_model(config: TrainConfig, policy: TrainablePolicy) -> ModelSetup:
     else:
         sync = CopySync(policy, model, weights)
     return ModelSetup(policy, model, ref_model, sync, precision)
+
+
+def _sharded_setup(config: TrainConfig, policy: TrainablePolicy, group: Any, sharded: Any) -> ModelSetup:
+    import functools
+
+    from agentgym.train.parallel import full_state
+
+    root, ref_root, compute = sharded
+    precision = Precision(group.device, "float32", "bfloat16" if compute is not None else "none")
+    state_fn = functools.partial(full_state, group, root)
+    weights = policy.weights()
+    if isinstance(weights, LocalWeights):  # the hf policy keeps its own copy: a sharded model cannot be shared
+        sync: WeightSync = CopySync(policy, root.lm, weights, state_fn=state_fn)
+    else:
+        sync = PushSync(policy, root.lm, colocated=group.device.startswith("cuda"), state_fn=state_fn)
+    return ModelSetup(policy, root, ref_root, sync, precision)
+
+
+def export_state(source: str, state: dict[str, Any], tokenizer: Any, folder: Path) -> None:
+    """Export full weights (a sharded learner's, gathered) as a model folder, through a CPU copy of ``source``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model.load_state_dict(state, strict=False)
+    export_model(model, tokenizer, folder)
 
 
 def _device_of(module: Any) -> Any:
