@@ -44,3 +44,7 @@ class DistributedConfig(BaseModel):
     #: send their requests there. 0: each worker generates with its own copy of the policy.
     engines: int = Field(0, ge=0)
     engine_gpus: int = Field(1, ge=1)
+    #: Ranks of the learner (PyTorch FSDP2, data parallel): the driver is rank 0 and Ray starts the
+    #: others as actors, one GPU each where there are GPUs. 1: the driver's learner alone. (Under
+    #: torchrun the ranks come from torchrun instead.)
+    learner_ranks: int = Field(1, ge=1)

@@ -11,6 +11,7 @@ with ``distributed: null`` in one process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -32,6 +33,7 @@ class RayDriver:
         self.cluster: Cluster | None = None
         self.engine: RayRolloutEngine | None = None
         self.engines: Any = None
+        self.learner_actors: list[Any] = []
 
     def prepare(self) -> None:
         """Run ``worker_setup`` here too, so the run's env ids validate on the driver before anything starts."""
@@ -63,13 +65,39 @@ class RayDriver:
                  f", {self.dist.engines} vLLM engine actors" if self.dist.engines else "")
         return WorkerSync(sync, self.engine, self.engines)
 
+    async def start_learners(self) -> Any:
+        """Start learner ranks 1..N-1 as actors; this process joins as rank 0 (its LearnerGroup)."""
+        from agentgym.distributed.learners import start_learner_ranks
+        from agentgym.train.parallel import check_model_folder
+
+        check_model_folder(self.config.model.policy)  # a wrong model fails here, not in every rank
+        group, self.learner_actors, self._learner_runs = await start_learner_ranks(self.config)
+        log.info("ray: learner of %d ranks (this process is rank 0)", group.world_size)
+        return group
+
+    def learners_alive(self) -> bool:
+        """False once a learner rank's actor has ended (failed): rank 0 must not wait on it."""
+        import ray
+
+        if not self.learner_actors:
+            return True
+        done, _ = ray.wait(list(self._learner_runs), num_returns=len(self._learner_runs), timeout=0)
+        return not done
+
     def metrics(self) -> dict[str, float]:
         return self.engine.metrics() if self.engine is not None else {}
 
     async def close(self) -> None:
         """Stop the engine actors and, if this run started it, the cluster (the trainer closes the workers
         with its rollout engine)."""
+        import ray
+
         try:
+            if self.learner_actors:  # released by rank 0's stop; give them a moment to leave the group
+                await asyncio.wait([asyncio.ensure_future(asyncio.wrap_future(r.future())) for r in self._learner_runs],
+                                   timeout=30)
+                for actor in self.learner_actors:
+                    ray.kill(actor, no_restart=True)
             if self.engines is not None:
                 await self.engines.close()
         finally:

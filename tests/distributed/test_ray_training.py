@@ -158,9 +158,10 @@ register()
 start = time.time()
 base = json.loads(sys.argv[1])
 report = {}
-ok = train(load_config(None, base + ["trainer.steps=1"]))
+ok = train(load_config(None, base))
 time.sleep(2)
 report["ok"] = {"final_step": ok.final_step, "initialized": ray.is_initialized(), "left": daemons(start)}
+report["step2_logp_diff"] = ok.metrics[-1]["behaviour_logp_abs_diff"]
 try:
     train(load_config(None, base + ["run_dir=" + sys.argv[2], "model.policy=hf:/nonexistent/model",
                                     "trainer.steps=1"]))
@@ -173,8 +174,11 @@ print(json.dumps(report))
 
 
 def test_a_run_that_starts_its_own_cluster_stops_it(tmp_path, tiny_folder):
-    """address: null starts a local cluster; it is gone after the run, and after a run that failed."""
-    dist = ("distributed={rollout_workers: 1, num_cpus: 2, object_store_mb: 128, "
+    """address: null starts a local cluster; it is gone after the run, and after a run that failed.
+
+    The run also shards its learner over 2 ranks, the second a Ray actor (learner_ranks: 2).
+    """
+    dist = ("distributed={rollout_workers: 1, learner_ranks: 2, num_cpus: 2, object_store_mb: 128, "
             "worker_setup: ['tests.distributed.envs:register']}")
     base = overrides(tmp_path / "own", tiny_folder, dist)
     root = Path(__file__).resolve().parents[2]
@@ -183,7 +187,8 @@ def test_a_run_that_starts_its_own_cluster_stops_it(tmp_path, tiny_folder):
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["ok"] == {"final_step": 1, "initialized": False, "left": []}
+    assert report["ok"] == {"final_step": 2, "initialized": False, "left": []}
+    assert report["step2_logp_diff"] < 1e-4  # the workers generated step 2 with the sharded learner's weights
     failed = report["failed"]
     assert failed["raised"] and "nonexistent" in failed["raised"]
     assert failed["initialized"] is False and failed["left"] == []
