@@ -49,7 +49,7 @@ from vllm.distributed.weight_transfer.base import (
 from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
 
 SHM_BACKEND = "agentgym_shm"
-TRANSPORTS = ("shm", "ipc", "disk")
+TRANSPORTS = ("shm", "ipc", "nccl", "disk")
 _ALIGN = 64
 
 
@@ -356,6 +356,20 @@ class IpcTransport(Transport):
         await asyncio.to_thread(send)
 
 
+class NcclTransport(Transport):
+    """vLLM's NCCL backend: an engine on GPUs of its own receives broadcasts from the learner, driven from
+    outside (:class:`agentgym.distributed.engines.EngineGroup`), not through :meth:`load`."""
+
+    name = "nccl"
+
+    def engine_args(self) -> dict[str, Any]:
+        return {"weight_transfer_config": {"backend": "nccl"}}
+
+    async def load(self, engine: Any, state: Mapping[str, Any]) -> None:
+        raise RuntimeError("this engine receives its weights over NCCL from the learner "
+                           "(agentgym.distributed.engines), not from a local state dict")
+
+
 class DiskTransport(Transport):
     """The state dict as safetensors in a temporary folder (``/dev/shm`` when present), written before
     generation pauses and reloaded by the engine from there (the path before the in-memory ones)."""
@@ -412,6 +426,10 @@ def make_transport(name: str, *, on_gpu: bool, dtype: torch.dtype | None) -> Tra
         if not on_gpu:
             raise UserError("weight_sync=ipc needs a CUDA vLLM engine; use weight_sync=shm on the CPU.")
         return IpcTransport(dtype)
+    if name == "nccl":
+        if not on_gpu:
+            raise UserError("weight_sync=nccl needs a CUDA vLLM engine; use weight_sync=shm on the CPU.")
+        return NcclTransport()
     if name == "disk":
         return DiskTransport()
     raise UserError(f"weight_sync={name!r}: use auto, {', '.join(TRANSPORTS)}.")
