@@ -51,14 +51,21 @@ class RayDriver:
         self.engine = RayRolloutEngine(policy, self.config, factory=factory)
         return self.engine
 
-    async def start(self, sync: Any) -> WorkerSync:
-        """Start the engine actors (if any) and the workers; the sync that keeps them current."""
-        assert self.engine is not None
-        if self.dist.engines:
-            from agentgym.distributed.engines import EngineGroup
+    async def start_engines(self) -> Any:
+        """Start the vLLM engine actors (``distributed.engines``); the driver's policy is their client.
+        None when the workers generate with their own copies."""
+        if not self.dist.engines:
+            return None
+        from agentgym.distributed.engines import EngineGroup
 
-            self.engines = EngineGroup(self.config)
-            await self.engines.start()
+        self.engines = EngineGroup(self.config)
+        await self.engines.start()
+        return self.engines.client()
+
+    async def start(self, sync: Any) -> WorkerSync:
+        """Start the workers; the sync that keeps them (and the engines) current."""
+        assert self.engine is not None
+        if self.engines is not None:
             self.engine.engines = self.engines.handles
         await self.engine.start()
         log.info("ray: %d rollout workers%s", self.dist.rollout_workers,

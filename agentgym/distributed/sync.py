@@ -2,8 +2,9 @@
 
 The driver keeps its local sync (its policy evaluates and, for ``guidance.context: strip``,
 scores); :class:`WorkerSync` wraps it: ``publish`` also takes the learner's full state dict on
-the torch thread, ``apublish(version)`` pushes it to the workers (or, when vLLM engine actors
-generate for them, to the engines, then tells the workers the version).
+the torch thread, ``apublish(version)`` pushes it to the workers. When vLLM engine actors
+generate for everyone, the driver's policy is their client, so the local sync already pushed
+to the engines; the engines and the workers are then told the version.
 """
 
 from __future__ import annotations
@@ -31,15 +32,16 @@ class WorkerSync(WeightSync):
 
     def publish(self) -> None:
         self.local.publish()
-        self._state = self.local.learner_state()
+        if self.engines is None:
+            self._state = self.local.learner_state()
 
     async def apublish(self, version: int | None = None) -> None:
         await self.local.apublish(version)
         state, self._state = self._state, None
-        if state is None or version is None:
+        if version is None:
             return
         if self.engines is not None:
-            await self.engines.push_weights(state, version)
+            await self.engines.set_version(version)
             await self.rollouts.push_weights(None, version)
-        else:
+        elif state is not None:
             await self.rollouts.push_weights(state, version)

@@ -93,8 +93,9 @@ class RolloutWorker:
     def _policy(self, engines: list[Any] | None) -> Any:
         if engines:
             from agentgym.distributed.engines import EngineClientPolicy
+            from agentgym.train.parallel import model_folder
 
-            return EngineClientPolicy(engines, name=self.config.model.policy)
+            return EngineClientPolicy(engines, model_folder(self.config.model.policy), name=self.config.model.policy)
         from agentgym.policy import load_policy
 
         return load_policy(self.config.model.policy, **self.config.model.policy_kwargs)

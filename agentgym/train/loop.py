@@ -93,6 +93,7 @@ class Trainer:
         self.scoring: RewardPipeline | None = None
         self.factory = env_factory(config.env_factory)
         self.distributed: Any = None  # agentgym.distributed.driver.RayDriver in a Ray run
+        self._engine_client: Any = None
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> Path | None:
@@ -122,7 +123,8 @@ class Trainer:
 
             compute = compute_dtype(self.group, cfg)
             sharded = (*build_sharded(cfg, self.group, compute), compute)
-        self.policy = self._policy_arg if self._policy_arg is not None else load_rollout_policy(cfg)
+        # the rollout policy: given, the client of Ray's vLLM engine actors (the driver generates there too), or loaded
+        self.policy = self._policy_arg or self._engine_client or load_rollout_policy(cfg)
         setup = build_model(cfg, self.policy, group=self.group, sharded=sharded)
         self.model, self.sync = setup.model, setup.sync
         max_turns = cfg.rollout.max_turns
@@ -308,6 +310,7 @@ class Trainer:
                         raise UserError("this run is under torchrun and sets distributed.learner_ranks: start the "
                                         "learner ranks one way, not both.")
                     self.group = await self.distributed.start_learners()
+                self._engine_client = await self.distributed.start_engines()  # None without engine actors
             await run_on_torch_thread(self._build)
             self._wire()
             if self.distributed is not None:
