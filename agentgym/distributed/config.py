@@ -27,6 +27,8 @@ class DistributedConfig(BaseModel):
     #: Ray CPUs each worker reserves: 0 (the default) lets a small cluster hold many workers; their
     #: environments and generation still use the node's cores.
     worker_cpus: float = Field(0.0, ge=0)
+    #: GPUs each worker reserves (for a worker whose own policy copy should generate on a GPU).
+    worker_gpus: float = Field(0.0, ge=0)
     #: Torch threads in each worker (its own policy copy generates there).
     worker_torch_threads: int = Field(1, ge=1)
     #: Episodes in flight per worker (its engine's ``max_concurrent_episodes``); None: the rollout section's.

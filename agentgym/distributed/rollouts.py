@@ -75,7 +75,8 @@ class RayRolloutEngine(RolloutEngine):
         actor_class = ray.remote(RolloutWorker)
         name = f"{WORKER_PREFIX}-{self.run_id}-{slot.index}-{slot.generation}"
         slot.actor = actor_class.options(
-            name=name, num_cpus=self.dist.worker_cpus, max_concurrency=10_000, max_restarts=0,
+            name=name, num_cpus=self.dist.worker_cpus, num_gpus=self.dist.worker_gpus, max_concurrency=10_000,
+            max_restarts=0,
         ).remote(self.train_config.model_dump(mode="json"), slot.index, self.engines or None)
         info = await slot.actor.ready.remote()
         log.info("rollout worker %s ready (pid %s)", name, info["pid"])

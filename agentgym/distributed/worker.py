@@ -98,7 +98,10 @@ class RolloutWorker:
             return EngineClientPolicy(engines, model_folder(self.config.model.policy), name=self.config.model.policy)
         from agentgym.policy import load_policy
 
-        return load_policy(self.config.model.policy, **self.config.model.policy_kwargs)
+        kwargs = dict(self.config.model.policy_kwargs)
+        if self.config.model.policy.startswith("vllm:"):
+            kwargs.setdefault("sleep_mode", False)  # nothing else uses the worker's GPU
+        return load_policy(self.config.model.policy, **kwargs)
 
     async def ready(self) -> dict[str, Any]:
         """Who this worker is (also the driver's health check)."""
