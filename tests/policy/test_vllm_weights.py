@@ -25,7 +25,7 @@ TOLERANCE = 2e-3
 
 
 def test_packer_lays_out_and_reuses_one_segment():
-    from agentgym.policy.vllm_weights import SharedMemoryPacker, map_segment
+    from agentgym.policy.vllm_shm import SharedMemoryPacker, map_segment
 
     state = {"a": torch.arange(12, dtype=torch.float32).view(3, 4), "b": torch.ones(5, dtype=torch.bfloat16),
              "tied": torch.arange(12, dtype=torch.float32).view(3, 4), "empty": torch.zeros(0)}
