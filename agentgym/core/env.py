@@ -44,7 +44,7 @@ from agentgym.core.actions import (
     reply_text,
 )
 from agentgym.core.hooks import HookRunner
-from agentgym.core.protocol import AsyncEnv, Message, StepResult
+from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, Message, StepResult
 from agentgym.core.spaces import AnyText, message_space
 from agentgym.core.task import Split, Task, split_of
 from agentgym.core.tools import ToolSpec, collect_tools
@@ -234,10 +234,11 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         self.invalid_actions = 0
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
-        info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt}
+        info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
+                                "hooks": self._hooks()}
         if self.tools:
             info["tools"] = self.tool_schemas
-        valid = await self._call(self.valid_actions)
+        valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
         if valid is not None:
             info["valid_actions"] = valid
         return self._last_obs, info
@@ -294,7 +295,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
                 info["reason"] = "turn limit"
             info.update(self._end_info)
         else:
-            valid = await self._call(self.valid_actions)
+            valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
             if valid is not None:
                 info["valid_actions"] = valid
         if ids:
@@ -312,7 +313,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         calls = parse_text(text, self._tool_params())
         if calls is None:
             try:
-                handled = await self._call(self.on_text, text)
+                handled = await self._hook(self.on_text, TextEnv.on_text, text)
             except ToolError as exc:  # the env rejects the reply and says why
                 handled = ActionError(str(exc))
             if isinstance(handled, str):
@@ -379,11 +380,16 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             cached = self._suspends = (self.tools, suspends)
         return cached[1]
 
-    async def _hook(self, fn: Any, base: Any) -> Any:
-        """An optional hook's value; None without a thread hop when the subclass did not override it."""
+    def _hooks(self) -> list[str]:
+        """The optional protocol hooks this subclass answers (those it overrides)."""
+        own = type(self)
+        return [name for name in OPTIONAL_HOOKS if getattr(own, name) is not getattr(TextEnv, name)]
+
+    async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
+        """A hook's value; None without a thread hop when the subclass did not override it."""
         if getattr(type(self), fn.__name__) is base:
             return None
-        return await self._call(fn)
+        return await self._call(fn, *args)
 
 
 _TOOL_CACHE: dict[type, dict[str, ToolSpec]] = {}

@@ -45,7 +45,7 @@ class LocalEnvFactory:
 
     async def create(self, env_id: str, kwargs: dict[str, Any] | None = None) -> AsyncEnv:
         env = await off_loop(make, env_id, **(kwargs or {}))  # unknown ids: a clear UserError
-        if not isinstance(env, AsyncEnv):
+        if not _implements_protocol(type(env)):
             close = getattr(env, "close", None)
             if callable(close):
                 await off_loop(close)
@@ -59,6 +59,18 @@ class LocalEnvFactory:
 
     async def aclose(self) -> None:
         return None
+
+
+_CHECKED: dict[type, bool] = {}
+
+
+def _implements_protocol(cls: type) -> bool:
+    """Whether instances of ``cls`` are :class:`AsyncEnv` s (checked once per class: the structural
+    check is slow, and a factory creates one env per episode)."""
+    if cls not in _CHECKED:
+        _CHECKED[cls] = all(callable(getattr(cls, name, None)) for name in
+                            ("areset", "astep", "aprogress", "ahint", "aoracle_action", "avalid_actions", "aclose"))
+    return _CHECKED[cls]
 
 
 SCHEMES: dict[str, str] = {"local": "agentgym.core.factory:LocalEnvFactory"}

@@ -28,10 +28,14 @@ from typing import Any, Protocol, runtime_checkable
 Message = dict[str, Any]
 """A chat message in OpenAI format: ``{"role", "content"}`` plus ``tool_calls`` / ``tool_call_id``."""
 
-RESET_INFO_KEYS = ("task_id", "task", "system_prompt", "tools", "valid_actions")
+RESET_INFO_KEYS = ("task_id", "task", "system_prompt", "tools", "valid_actions", "hooks")
 """What ``areset``'s info holds: the task's id and the :class:`~agentgym.core.task.Task` itself
 (hidden reference included: for scoring, never shown to the policy), the system prompt, the
-OpenAI tool schemas (absent for free-text envs) and, when the env can list them, the valid replies."""
+OpenAI tool schemas (absent for free-text envs), when the env can list them the valid replies,
+and optionally ``hooks``: which of the optional hooks (``OPTIONAL_HOOKS``) the env answers, so
+callers skip the others (a remote env saves a round trip per turn); absent means all may answer."""
+
+OPTIONAL_HOOKS = ("progress", "hint", "oracle_action", "valid_actions")
 
 STEP_INFO_KEYS = ("turn", "invalid_action", "invalid_actions", "success", "reason", "valid_actions")
 """What ``StepResult.info`` holds: the 1-based turn, whether this reply was rejected, how many were

@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
-from agentgym.core.protocol import Message
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # policies never need the env core at run time; action sources only name its protocol
     from agentgym.core.protocol import AsyncEnv
+
+Message = dict[str, Any]
+"""A chat message in OpenAI format: ``{"role": ..., "content": ...}`` (+ ``tool_calls``, ``tool_call_id``)."""
 
 
 @dataclass

@@ -13,11 +13,13 @@ import random
 import string
 import weakref
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from agentgym.core.protocol import AsyncEnv
 from agentgym.errors import UserError
 from agentgym.policy.base import Completion, GenerationRequest
+
+if TYPE_CHECKING:
+    from agentgym.core.protocol import AsyncEnv
 
 
 def completion_of(action: Any) -> Completion:

@@ -110,7 +110,9 @@ def render(traj: Trajectory, out: TextIO, *, colour: bool = False, max_chars: in
     for n, turn in enumerate(traj.turns, 1):
         out.write(paint("head", f"--- turn {n}") + "\n")
         extra = f" ({turn.finish_reason})" if turn.finish_reason != "stop" else ""
-        block(f"model{extra}:", "model", turn.action)
+        calls = "\n".join(f"-> {c['function']['name']}({c['function'].get('arguments', '')})  [{c.get('id')}]"
+                          for c in turn.tool_calls if isinstance(c.get("function"), dict))
+        block(f"model{extra}:", "model", "\n".join(p for p in (turn.action, calls) if p))
         flags = [f"reward {turn.reward:+.3f}"]
         if turn.info.get("invalid_action"):
             flags.append("invalid action")

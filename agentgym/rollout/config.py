@@ -36,7 +36,7 @@ class RolloutConfig(BaseModel):
     #: None: token-level (exact token bookkeeping) whenever the policy has a chat renderer.
     token_level: bool | None = None
     # ---- limits
-    step_timeout_s: float | None = Field(300.0, gt=0, description="one environment reset, step or hook")
+    step_timeout_s: float | None = Field(300.0, gt=0, description="one environment reset, step, hook or close")
     episode_timeout_s: float | None = Field(None, gt=0, description="the whole episode, policy waits included")
     max_concurrent_episodes: int = Field(256, ge=1)
     #: Episodes in flight per environment id or family (``{"swe": 4}``); others: ``default_env_concurrency``.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from agentgym.core.factory import EnvFactory, env_factory
-from agentgym.core.protocol import AsyncEnv, merge_messages
+from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, merge_messages
 from agentgym.core.task import Task
 from agentgym.policy.base import ActionSource, Completion, GenerationRequest, Policy, SamplingParams
 from agentgym.rollout.batching import BatchingPolicy
@@ -69,7 +69,7 @@ class PolicyFailure(RuntimeError):
 
 
 class EnvTimeout(RuntimeError):
-    """An environment call (creation, reset, step, hook) exceeded ``step_timeout_s``."""
+    """An environment call (reset, step, hook, close) exceeded ``step_timeout_s``."""
 
 
 class RolloutEngine:
@@ -198,7 +198,8 @@ class RolloutEngine:
         """An environment from the factory, within the env's concurrency limit; closed on exit."""
         self._bind_loop()
         async with self._env_slot(env_id):
-            env = await self.env_call(self.factory.create(env_id, dict(env_kwargs or {})), "creation")
+            # not bounded by step_timeout_s: a first creation may load a corpus or build an index
+            env = await self.factory.create(env_id, dict(env_kwargs or {}))
             try:
                 yield env
             finally:
@@ -210,7 +211,7 @@ class RolloutEngine:
         if limit is None:
             return await call
         try:
-            return await asyncio.wait_for(call, limit)
+            return await within(call, limit)
         except asyncio.TimeoutError:
             raise EnvTimeout(f"the environment's {what} took longer than {limit} s") from None
 
@@ -231,7 +232,8 @@ class RolloutEngine:
             obs, info = await self.env_call(env.areset(seed=spec.seed, options=options), "reset")
             traj.task_id = str(info.get("task_id", traj.task_id))
             traj.task = _task_of(info.get("task"), spec.task)
-            last_progress = await self._progress(env)  # retrospective progress rewards read these
+            hooks = set(info.get("hooks", OPTIONAL_HOOKS))  # the optional hooks this env answers
+            last_progress = await self._progress(env) if "progress" in hooks else None  # progress rewards read these
             env_s += time.perf_counter() - t0
             traj.timings["reset_s"] = env_s
             if last_progress is not None:
@@ -263,10 +265,10 @@ class RolloutEngine:
                     t = time.perf_counter()
                     result = await self.env_call(env.astep(message), "step")
                     answer = result.messages
-                    if spec.guidance is not None and spec.guidance.every_turn and not result.done:
+                    if spec.guidance is not None and spec.guidance.every_turn and not result.done and "hint" in hooks:
                         answer = spec.guidance.with_turn_hint(answer, await self.hint(env))
                     turn_info = jsonable(result.info)
-                    progress = await self._progress(env)
+                    progress = await self._progress(env) if "progress" in hooks else None
                     if progress is not None:
                         turn_info["progress"] = progress
                     turn_env = time.perf_counter() - t
@@ -371,10 +373,23 @@ class _NoLimit:
 _NO_LIMIT = _NoLimit()
 
 
+async def within(call: Awaitable[Any], limit: float) -> Any:
+    """``await call``, or ``asyncio.TimeoutError`` after ``limit`` seconds.
+
+    ``asyncio.timeout`` (Python 3.11+) awaits in the caller's task; ``wait_for`` wraps every call
+    in a task of its own, which on a hot path (a step and a progress read per turn) costs loop
+    iterations that delay the episode's next request.
+    """
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(limit):
+            return await call
+    return await asyncio.wait_for(call, limit)
+
+
 async def _close(env: AsyncEnv, limit: float) -> None:
     """Close within ``limit`` seconds (a close behind a hung hook must not hang the episode)."""
     try:
-        await asyncio.wait_for(env.aclose(), limit)
+        await within(env.aclose(), limit)
     except Exception:  # closing must not hide the episode's own outcome
         pass
 
