@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rubrics": ("agentgym.rewards.cli", "build rubrics for tasks from their hidden references"),
     "search": ("envs.search.cli", "build and query BM25 indexes for the search environment"),
     "swe": ("envs.swe.cli", "make SWE tasks from PyPI packages; manage sandboxes"),
+    "view": ("agentgym.view.cli", "show runs as a local web page: curves, eval tables, trajectories, live"),
 }
 
 

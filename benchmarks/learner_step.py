@@ -23,9 +23,11 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,12 +122,15 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device:
                 samples.append(Sample(tokens, mask, [0.0] * n_prompt + c.logprobs,
                                       np.asarray(mask, dtype=np.float32) * float(adv)))
         m = learner.step(samples, update_lock=policy.lock)
+        policy.update_weights()  # as `agentgym train` syncs a shared model: new version, old keys/values dropped
         t2 = time.perf_counter()
         records.append({
             "step_s": t2 - t0, "generation_s": t1 - t0, "train_s": t2 - t1,
             "forward_s": m["time/forward_s"], "backward_s": m["time/backward_s"],
             "completion_tokens": m["tokens/trained"],
         })
+        print(f"agentgym step {len(records)}/{steps}: {t2 - t0:.1f} s (generation {t1 - t0:.1f} s, "
+              f"learner {t2 - t1:.1f} s)", file=sys.stderr, flush=True)
     out = summarise("agentgym", records, device)
     out["precision"] = precision.describe()
     return out
@@ -158,6 +163,8 @@ def run_trl(model_path: str, steps: int, device: str = "cpu") -> dict:
 
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.perf_counter())
+            print(f"trl step {len(self.ends)}/{steps}: {self.ends[-1] - self.starts[-1]:.1f} s",
+                  file=sys.stderr, flush=True)
 
     timer = Timer()
     config = GRPOConfig(
@@ -218,10 +225,24 @@ def child(python: str, side: str, model_path: str, steps: int, micro_batch_token
     cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps),
            "--micro-batch-tokens", str(micro_batch_tokens), "--device", device]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"{side} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    err_lines: list[str] = []
+    with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the child never blocks on a full one
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        try:
+            for line in proc.stderr:  # per-step progress through; the rest kept for an error report
+                if line.startswith(("agentgym step", "trl step")):
+                    print(line, end="", file=sys.stderr, flush=True)
+                err_lines = [*err_lines[-199:], line]
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C, a timeout's SIGTERM): leave no side running
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        lines = out.read().strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{side} failed:\n{''.join(err_lines)[-4000:]}")
+    return json.loads(lines[-1])
 
 
 def main() -> None:
@@ -235,6 +256,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto (the default): the GPU when there is one, else the CPU")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so a running side is stopped too
     device = pick_device(args.device)
     if args.child:
         if args.child == "ours":

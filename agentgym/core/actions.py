@@ -8,8 +8,10 @@ Three forms are understood, tried in this order:
    stops on the closing tag);
 3. ``name[argument]`` for a known tool, the argument going to its first parameter.
 
-Parsing never raises on model output: problems come back as :class:`ActionError`
-with a message meant to be shown to the model.
+Parsing never raises on model output (integers of any size, any nesting, lone
+surrogates): problems come back as :class:`ActionError` with a message meant to be shown
+to the model. Lone surrogates in strings become U+FFFD (they cannot be encoded), and
+arguments nested deeper than :data:`MAX_DEPTH` are refused.
 
 :func:`reply_message` turns a reply's text into the assistant message an environment
 steps with: tool calls found in the text become OpenAI ``tool_calls`` with ids
@@ -27,6 +29,11 @@ from typing import Any, Mapping, Sequence
 from agentgym.core.protocol import Message, assistant_message
 
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+#: Deepest nesting of lists and objects accepted in tool-call arguments.
+MAX_DEPTH = 64
+#: Largest integer (in bits) accepted in arguments given as objects: past ~4,300 digits
+#: Python refuses to print one, so it would raise wherever it is logged or shown.
+MAX_INT_BITS = 14_000
 
 
 @dataclass
@@ -73,13 +80,16 @@ def reply_message(text: str, params: ToolParams, turn: int) -> Message:
     """The assistant message for a text reply: tool calls in ``<tool_call>`` blocks or ``name[arg]``
     form become ``tool_calls`` with ids (``<tool_call>`` blocks leave the content); a reply with no
     parseable call, or a malformed one, stays content only (the env explains what was wrong)."""
+    return read_reply(text, params, turn)[0]
+
+
+def read_reply(text: str, params: ToolParams, turn: int) -> tuple[Message, list[ToolCall] | ActionError | None]:
+    """:func:`reply_message` and what parsing the text found (calls, an error, or None)."""
     calls = parse_text(text, params)
     if not isinstance(calls, list):
-        return assistant_message(text)
-    content = text
-    if "<tool_call>" in text:
-        content = text[: text.find("<tool_call>")].strip()
-    return assistant_message(content, openai_calls(calls, turn))
+        return {"role": "assistant", "content": text}, calls
+    content = text[: text.find("<tool_call>")].strip() if "<tool_call>" in text else text
+    return assistant_message(content, openai_calls(calls, turn)), calls
 
 
 def parse_text(text: str, params: ToolParams) -> list[ToolCall] | ActionError | None:
@@ -124,7 +134,7 @@ def openai_call(item: Any) -> ToolCall | ActionError:
     if isinstance(args, ActionError):
         return args
     call_id = item.get("id")
-    return ToolCall(fn["name"], args, call_id if isinstance(call_id, str) else None)
+    return ToolCall(_clean(fn["name"]), args, call_id if isinstance(call_id, str) else None)
 
 
 def _from_tags(text: str) -> list[ToolCall] | ActionError:
@@ -138,7 +148,7 @@ def _from_tags(text: str) -> list[ToolCall] | ActionError:
         args = _arguments(obj["name"], obj.get("arguments", obj.get("parameters", {})))
         if isinstance(args, ActionError):
             return args
-        calls.append(ToolCall(obj["name"], args))
+        calls.append(ToolCall(_clean(obj["name"]), args))
     if not calls:
         return ActionError("found <tool_call> but no call inside it")
     return calls
@@ -161,7 +171,7 @@ def _from_brackets(text: str, tools: ToolParams) -> list[ToolCall] | None:
         return None
     calls = []
     for m in _bracket_pattern(tuple(tools)).finditer(text):
-        name, arg = m.group(1), m.group(2).strip()
+        name, arg = m.group(1), _clean(m.group(2).strip())
         params = tools[name]
         args = {params[0]: arg} if params and arg else {}
         calls.append(ToolCall(name, args))
@@ -175,13 +185,52 @@ def _arguments(name: str, args: Any) -> dict[str, Any] | ActionError:
         if isinstance(args, ActionError):
             return args
     if not isinstance(args, dict):
-        return ActionError(f"the arguments of {name} must be a JSON object")
-    return args
+        return ActionError(f"the arguments of {_clean(name)} must be a JSON object")
+    return _sanitize(args) or args
 
 
 def _loads(body: str) -> Any:
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        snippet = body[:80].replace("\n", " ")
-        return ActionError(f"could not parse the tool call JSON ({exc.__class__.__name__}: {exc}) in: {snippet}")
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, and integers past Python's digit limit
+        snippet = _clean(body[:80].replace("\n", " "))
+        why = "it is nested too deeply" if isinstance(exc, RecursionError) else f"{exc.__class__.__name__}: {exc}"
+        return ActionError(f"could not parse the tool call JSON ({_clean(why)[:200]}) in: {snippet}")
+
+
+def _clean(text: Any) -> Any:
+    """``text`` with lone surrogates (from ``\\ud800`` escapes) replaced by U+FFFD; non-strings as they are."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _sanitize(args: dict) -> ActionError | None:
+    """Clean the strings of parsed arguments in place; refuse nesting deeper than MAX_DEPTH
+    and integers too large to print."""
+    stack: list[tuple[Any, int]] = [(args, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return ActionError(f"the tool call arguments are nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
+            return ActionError("an integer in the tool call arguments has more than 4,200 digits")
+        if isinstance(item, dict):
+            for key in list(item):
+                value = item[key]
+                clean_key = _clean(key)
+                if clean_key is not key:
+                    del item[key]
+                item[clean_key] = _clean(value)
+                if isinstance(value, (dict, list, int)):
+                    stack.append((value, depth + 1))
+        elif isinstance(item, list):
+            for i, value in enumerate(item):
+                item[i] = _clean(value)
+                if isinstance(value, (dict, list, int)):
+                    stack.append((value, depth + 1))
+    return None

@@ -5,7 +5,10 @@ be reproducible (same seed, same actions -> same episode), survive arbitrary mod
 output (thousands of fuzzed replies: empty, huge, binary-looking, unicode, malformed
 and wrong tool calls) without raising, return string observations in its space, put a
 boolean ``success`` in the info of every final step, and keep the async protocol's
-contract (one tool message per tool call, carrying its id).
+contract (one tool message per tool call, carrying its id). A second fuzzer sends ten
+thousand garbage tool calls in one long episode: integers past Python's digit limit,
+nesting a hundred thousand deep, lone surrogates, truncated JSON, and now and then a
+well-formed call to a real tool with such values.
 """
 
 from __future__ import annotations
@@ -34,14 +37,22 @@ class CheckResult:
 
 
 def check_text_env(
-    make_env: Callable[[], TextEnv], *, fuzz_actions: int = 2000, time_budget_s: float = 60.0, seed: int = 0
+    make_env: Callable[[], TextEnv], *, fuzz_actions: int = 2000, time_budget_s: float = 60.0, seed: int = 0,
+    garbage_actions: int | None = None,
 ) -> list[CheckResult]:
-    """Run all checks on fresh environments from ``make_env``; never raises."""
+    """Run all checks on fresh environments from ``make_env``; never raises.
+
+    ``garbage_actions`` defaults to five times ``fuzz_actions``, at most 10,000 (what
+    ``agentgym envs check`` sends with its default ``--fuzz 2000``).
+    """
+    if garbage_actions is None:
+        garbage_actions = min(5 * fuzz_actions, 10_000)
     checks = [
         ("gymnasium check_env", lambda: _gymnasium_check(make_env())),
         ("same seed, same episode", lambda: _determinism(make_env, seed)),
         ("observations and final info", lambda: _contract(make_env(), seed)),
         ("fuzzed actions never raise", lambda: _fuzz(make_env(), fuzz_actions, time_budget_s, seed)),
+        ("garbage tool calls never raise", lambda: fuzz_garbage(make_env(), garbage_actions, time_budget_s, seed)),
         ("async protocol", lambda: asyncio.run(_protocol(make_env(), seed))),
     ]
     results = []
@@ -171,7 +182,9 @@ _EDGE_VALUES: list[Any] = ["", " ", "0", "-1", "x" * 5000, "../../etc/passwd", "
 def fuzz_actions(rng: random.Random, tools: dict[str, Any], max_chars: int) -> Any:
     """One adversarial action: what a badly behaved model might send."""
     names = list(tools) or ["act"]
-    kind = rng.randrange(14)
+    kind = rng.randrange(15)
+    if kind == 14:
+        return garbage_action(rng, tools)
     if kind >= 12 and tools:  # a well-formed call with edge-case argument values
         spec = tools[rng.choice(names)]
         args = {p: rng.choice(_EDGE_VALUES) for p in spec.param_order if rng.random() < 0.9}
@@ -207,6 +220,84 @@ def _junk(rng: random.Random) -> Any:
         {"direction": "sideways"}, {"steps": 10**9}, {"path": "../../etc/passwd"}, None, 3.5,
     ]
     return rng.choice(choices)
+
+
+_DIGITS = "".join(str((i * 7919) % 10) for i in range(60_000))
+
+
+def _digits(rng: random.Random, low: int, high: int) -> str:
+    """A decimal integer of ``low`` to ``high`` digits (cheap: a slice of a fixed string)."""
+    n = rng.randrange(low, high)
+    at = rng.randrange(0, len(_DIGITS) - n) if n < len(_DIGITS) else 0
+    return rng.choice(["", "-"]) + str(rng.randrange(1, 10)) + _DIGITS[at:at + n - 1]
+
+
+def _nested(rng: random.Random, depth: int) -> str:
+    opener = rng.choice(["[", '{"a":'])
+    closer = "]" if opener == "[" else "}"
+    return opener * depth + "1" + closer * depth
+
+
+def garbage_action(rng: random.Random, tools: dict[str, Any]) -> Any:
+    """One garbage tool call: JSON no parser should choke on, and a few well-formed calls to
+    real tools carrying such values."""
+    names = list(tools) or ["act"]
+    name = rng.choice(names)
+    kind = rng.randrange(50)
+    with_params = [n for n, spec in tools.items() if spec.param_order]
+    if kind == 0 and with_params:  # well-formed, to a real tool: printable but huge ints, surrogates, nesting
+        spec = tools[rng.choice(with_params)]
+        name = spec.name
+        value = rng.choice([int(_digits(rng, 1000, 4200)), "\ud800x\udfff", [[[[1]]]] * 3, {"\udc80": 1},
+                            float("inf"), -(10 ** 18)])
+        args = {p: value for p in spec.param_order}
+        return f'<tool_call>{{"name": "{name}", "arguments": {json.dumps(args)}}}</tool_call>'
+    # most stay under the usual 16k-character reply limit, so that they reach the parser
+    if kind < 10:
+        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": {_digits(rng, 4301, 15_000)}}}}}</tool_call>'
+    if kind < 15:
+        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": [1, {_digits(rng, 4301, 9000)}]}}}}</tool_call>'
+    if kind < 22:
+        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": {_nested(rng, rng.randrange(70, 2500))}}}}}</tool_call>'
+    if kind < 26:
+        return f"<tool_call>{_nested(rng, rng.randrange(1000, 2500))}</tool_call>"
+    if kind < 27:
+        return f"<tool_call>{_nested(rng, 100_000)}</tool_call>"
+    if kind < 32:
+        return f'<tool_call>{{"name": "{name}\\ud800", "arguments": {{"\\udfff": "\\udc00{_digits(rng, 1, 50)}"}}}}'
+    if kind < 37:
+        body = json.dumps({"x": 1})[:-1] + ", \"y\": " + _digits(rng, 5000, 20_000)
+        return {"role": "assistant", "tool_calls": [{"function": {"name": name, "arguments": body + "}"}}]}
+    if kind < 41:
+        return {"role": "assistant", "tool_calls": [{"function": {"name": name, "arguments": {"x": 10 ** rng.randrange(4400, 9000)}}}]}
+    if kind < 45:
+        return {"role": "assistant", "tool_calls": [{"function": {"name": name, "arguments": _nested(rng, rng.randrange(100, 50_000))}}]}
+    return f'<tool_call>{{"name": "{name}", "arguments": {{"x": {_digits(rng, 4301, 9000)}'[: rng.randrange(20, 200)]
+
+
+def fuzz_garbage(env: TextEnv, n: int = 10_000, budget_s: float = 60.0, seed: int = 0) -> str:
+    """Step ``n`` garbage actions (:func:`garbage_action`) through ``env``; raises what the env raises.
+
+    Invalid-action and turn limits are lifted for the run, so that it needs few episodes
+    (resets are the slow part of a sandboxed env); the run stops after ``3 * budget_s`` s.
+    """
+    rng = random.Random(seed + 1)
+    inner = getattr(env, "unwrapped", env)
+    inner.max_invalid_actions = inner.max_turns = n + 10
+    env.reset(seed=seed)
+    deadline = time.monotonic() + max(budget_s, 1.0) * 3
+    done, episodes = 0, 1
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            break
+        if env.done:
+            env.reset(seed=rng.randrange(2**31))
+            episodes += 1
+        obs, reward, term, trunc, info = env.step(garbage_action(rng, env.tools))
+        _check_obs(env, obs)
+        done += 1
+    env.close()
+    return f"{done} garbage tool calls over {episodes} episodes"
 
 
 def _fuzz(env: TextEnv, n: int, budget_s: float, seed: int) -> str:

@@ -29,22 +29,14 @@ propagates.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from agentgym.core.actions import (
-    ActionError,
-    ToolCall,
-    openai_call,
-    parse_text,
-    reply_message,
-    reply_text,
-)
-from agentgym.core.hooks import HookRunner
-from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, Message, StepResult
+from agentgym.core.actions import ActionError, ToolCall, openai_call, parse_text, read_reply, reply_text
+from agentgym.core.hooks import HookRunner, is_async
+from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, Message, StepResult, merge_messages
 from agentgym.core.spaces import AnyText, message_space
 from agentgym.core.task import Split, Task, split_of
 from agentgym.core.tools import ToolSpec, collect_tools
@@ -52,6 +44,7 @@ from agentgym.core.workers import off_loop
 from agentgym.errors import UserError
 
 Observation = dict[str, str]
+_UNREAD = object()  # a reply's text not parsed for tool calls yet
 
 
 class ToolError(ValueError):
@@ -64,6 +57,16 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
     #: Shown as the system message; tool schemas are passed separately to the policy.
     system_prompt: ClassVar[str] = ""
+    #: The hooks this class overrides (set per subclass; steps skip the others without a call),
+    #: and the optional protocol hooks among them (what reset info's ``hooks`` says).
+    _own_hooks: ClassVar[frozenset[str]] = frozenset()
+    _protocol_hooks: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_hooks = frozenset(name for name in (*OPTIONAL_HOOKS, "on_text", "close")
+                                   if getattr(cls, name) is not getattr(TextEnv, name, None))
+        cls._protocol_hooks = tuple(name for name in OPTIONAL_HOOKS if name in cls._own_hooks)
 
     def __init__(
         self,
@@ -164,7 +167,10 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
     def step(self, action: Any):
         """Gymnasium's step: one observation (several tool results merged), the list in ``info["messages"]``."""
         self._check_running()
-        return tuple(self._run_sync(self._astep(action), self._step_suspends()))
+        result = self._run_sync(self._astep(action), self._step_suspends())
+        info = result.info  # made for this step: gymnasium's copy may hold the messages too
+        info["messages"] = result.messages
+        return self._last_obs, result.reward, result.terminated, result.truncated, info
 
     # ----------------------------------------------------------------- async protocol
     async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -199,7 +205,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         return None if value is None else [str(v) for v in value]
 
     async def aclose(self) -> None:
-        if type(self).close is not gym.Env.close:
+        if "close" in self._own_hooks:
             await self._call(self.close)
 
     def render(self):
@@ -227,20 +233,26 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
 
     async def _areset(self, seed: int | None, options: dict[str, Any] | None):
         gym.Env.reset(self, seed=seed)
-        task = await self._call(self._choose_task, options or {})
-        prompt = await self._call(self.setup, task)
+        if self._driving_sync and self._driver == threading.get_ident():  # hooks are sync: call them directly
+            task = self._choose_task(options or {})
+            prompt = self.setup(task)
+        else:
+            task = await self._call(self._choose_task, options or {})
+            prompt = await self._call(self.setup, task)
         self.task = task
         self.turn = 0
         self.invalid_actions = 0
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
         info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
-                                "hooks": self._hooks()}
+                                "hooks": self._protocol_hooks}
         if self.tools:
             info["tools"] = self.tool_schemas
-        valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
-        if valid is not None:
-            info["valid_actions"] = valid
+        if "valid_actions" in self._own_hooks:
+            fn = self.valid_actions
+            valid = fn() if self._driving_sync and self._driver == threading.get_ident() else await self._call(fn)
+            if valid is not None:
+                info["valid_actions"] = valid
         return self._last_obs, info
 
     def _check_running(self) -> None:
@@ -254,14 +266,21 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         engine reads it (:func:`~agentgym.core.actions.reply_message`). Calls in ``tool_calls`` are
         answered one tool message each; a message without tool calls goes to :meth:`on_text`."""
         self.turn += 1
+        # this thread drives the step and none of its hooks is async: call them directly
+        direct = self._driving_sync and self._driver == threading.get_ident()
         self._step_reward = 0.0
         self._terminated = False
         self._success = False
         self._end_info: dict[str, Any] = {}
-        if isinstance(action, str):
-            action = reply_message(action, self._tool_params(), self.turn)
-        raw_calls = action.get("tool_calls") if isinstance(action, dict) else None
-        text = reply_text(action)
+        parsed: Any = _UNREAD
+        raw_calls: Any = None
+        if isinstance(action, str):  # read as the rollout engine reads a reply, parsed once
+            text, parsed = action, parse_text(action, self._tool_params())
+            if isinstance(parsed, list):
+                raw_calls = read_reply(action, self._tool_params(), self.turn)[0]["tool_calls"]
+        else:
+            raw_calls = action.get("tool_calls") if isinstance(action, dict) else None
+            text = reply_text(action)
         size = len(text) + sum(len(str(c)) for c in raw_calls) if isinstance(raw_calls, list) else len(text)
         ids: list[str] | None = None
         if isinstance(raw_calls, list) and raw_calls:
@@ -276,9 +295,9 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         elif raw_calls is not None and not isinstance(raw_calls, list):
             outputs, invalid = [("", "Error: tool_calls must be a list.")], True
         elif ids:
-            outputs, invalid = await self._run_calls([openai_call(c) for c in raw_calls])
+            outputs, invalid = await self._run_calls([openai_call(c) for c in raw_calls], direct)
         else:
-            outputs, invalid = await self._on_reply(text)
+            outputs, invalid = await self._on_reply(text, parsed, direct)
         if invalid:
             self.invalid_actions += 1
             if self.invalid_actions > self.max_invalid_actions and not self._terminated:
@@ -294,8 +313,9 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             if truncated:
                 info["reason"] = "turn limit"
             info.update(self._end_info)
-        else:
-            valid = await self._hook(self.valid_actions, TextEnv.valid_actions)
+        elif "valid_actions" in self._own_hooks:
+            fn = self.valid_actions
+            valid = fn() if direct else await self._call(fn)
             if valid is not None:
                 info["valid_actions"] = valid
         if ids:
@@ -304,16 +324,17 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         else:
             content = outputs[0][1] if len(outputs) == 1 else "\n\n".join(f"[{n}] {o}" for n, o in outputs)
             messages = [{"role": "user", "content": content}]
-        result = StepResult(messages, self._step_reward, terminated, truncated, info)
-        self._last_obs = result.observation
-        return result
+        self._last_obs = messages[0] if not ids else merge_messages(messages)
+        return StepResult(messages, self._step_reward, terminated, truncated, info)
 
-    async def _on_reply(self, text: str) -> tuple[list[tuple[str, str]], bool]:
+    async def _on_reply(self, text: str, parsed: Any, direct: bool) -> tuple[list[tuple[str, str]], bool]:
         """A reply without tool calls: a call written in its text, else :meth:`on_text`."""
-        calls = parse_text(text, self._tool_params())
+        calls = parse_text(text, self._tool_params()) if parsed is _UNREAD else parsed
         if calls is None:
+            fn = self.on_text
             try:
-                handled = await self._hook(self.on_text, TextEnv.on_text, text)
+                handled = (None if "on_text" not in self._own_hooks else fn(text) if direct
+                           else await self._call(fn, text))
             except ToolError as exc:  # the env rejects the reply and says why
                 handled = ActionError(str(exc))
             if isinstance(handled, str):
@@ -323,9 +344,9 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             calls = handled
         if isinstance(calls, ActionError):
             return [("", f"Error: {calls.message}")], True
-        return await self._run_calls(calls)
+        return await self._run_calls(calls, direct)
 
-    async def _run_calls(self, calls: list[ToolCall | ActionError]) -> tuple[list[tuple[str, str]], bool]:
+    async def _run_calls(self, calls: list[ToolCall | ActionError], direct: bool) -> tuple[list[tuple[str, str]], bool]:
         """Each call's (tool name, output); whether any was invalid."""
         outputs, invalid = [], False
         for call in calls:
@@ -344,7 +365,8 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
                 continue
             try:
                 args = spec.validate(call.arguments)
-                result = await self._call(getattr(self, spec.method_name), **args)
+                fn = getattr(self, spec.method_name)
+                result = fn(**args) if direct else await self._call(fn, **args)
             except ValueError as exc:  # includes ToolError and argument validation
                 outputs.append((call.name, f"Error in {call.name}: {exc}"))
                 invalid = True
@@ -369,27 +391,24 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
 
     def _reset_suspends(self) -> bool:
         """Whether a reset awaits something (an async ``setup`` or hook): then it runs on the loop."""
-        return any(map(inspect.iscoroutinefunction, (self.setup, self.generate_task, self.valid_actions)))
+        return is_async(self.setup) or is_async(self.generate_task) or is_async(self.valid_actions)
 
     def _step_suspends(self) -> bool:
         """Whether a step awaits something (an async tool or hook): then it runs on the loop."""
         cached = self.__dict__.get("_suspends")
         if cached is None or cached[0] is not self.tools:
             hooks = (self.on_text, self.valid_actions)
-            suspends = any(s.is_async for s in self.tools.values()) or any(map(inspect.iscoroutinefunction, hooks))
+            suspends = any(s.is_async for s in self.tools.values()) or any(map(is_async, hooks))
             cached = self._suspends = (self.tools, suspends)
         return cached[1]
-
-    def _hooks(self) -> list[str]:
-        """The optional protocol hooks this subclass answers (those it overrides)."""
-        own = type(self)
-        return [name for name in OPTIONAL_HOOKS if getattr(own, name) is not getattr(TextEnv, name)]
 
     async def _hook(self, fn: Any, base: Any, *args: Any) -> Any:
         """A hook's value; None without a thread hop when the subclass did not override it."""
         if getattr(type(self), fn.__name__) is base:
             return None
         return await self._call(fn, *args)
+
+
 
 
 _TOOL_CACHE: dict[type, dict[str, ToolSpec]] = {}

@@ -4,8 +4,9 @@
 From the async protocol a sync hook runs on an environment worker thread
 (:mod:`agentgym.core.workers`) under the instance's lock, so a subclass that is not
 thread-safe never runs two hooks at once; a step whose hooks are all sync runs whole in
-one worker hop (:meth:`HookRunner._drive`). From the gymnasium API everything runs inline
-in the caller's thread, with a private event loop only when a hook is async.
+one worker hop (:meth:`HookRunner._drive`), calling them directly. From the gymnasium API
+everything runs inline in the caller's thread, with a private event loop only when a hook
+is async.
 """
 
 from __future__ import annotations
@@ -18,24 +19,37 @@ from typing import Any
 
 from agentgym.core.workers import off_loop
 
-_local = threading.local()  # _local.env: the env whose hooks this thread runs inline
+_IS_ASYNC: dict[Any, bool] = {}  # hook function -> whether it is ``async def`` (asked on every step)
+
+
+def is_async(fn: Any) -> bool:
+    """Whether ``fn`` (a function or bound method) is a coroutine function; cached per function."""
+    func = getattr(fn, "__func__", fn)
+    known = _IS_ASYNC.get(func)
+    if known is None:
+        known = _IS_ASYNC[func] = inspect.iscoroutinefunction(fn)
+    return known
 
 
 class HookRunner:
     """Calls an environment's hooks (see the module docstring); needs ``self._hook_lock``."""
 
     _hook_lock: threading.RLock
+    #: The thread that runs this env's hooks inline right now (a worker in ``_drive``, or the
+    #: caller of the gymnasium API), or None; ``_driving_sync``: and none of them is async.
+    _driver: int | None = None
+    _driving_sync: bool = False
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a hook: awaited if async, inline when this thread already runs this env's hooks,
         else on a worker thread under the instance's hook lock."""
-        if inspect.iscoroutinefunction(fn):
+        if is_async(fn):
             return await fn(*args, **kwargs)
-        if getattr(_local, "env", None) is self:
+        if self._driver == threading.get_ident():
             result = fn(*args, **kwargs)
         else:
             result = await off_loop(self._locked, fn, *args, **kwargs)
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):  # a sync hook that hands back an awaitable
             result = await result
         return result
 
@@ -46,13 +60,14 @@ class HookRunner:
     def _drive(self, coro: Any) -> Any:
         """Run a coroutine that never suspends to completion, its hooks inline in this thread."""
         with self._hook_lock:
-            outer, _local.env = getattr(_local, "env", None), self
+            outer, self._driver = self._driver, threading.get_ident()
+            outer_sync, self._driving_sync = self._driving_sync, True
             try:
                 coro.send(None)
             except StopIteration as stop:
                 return stop.value
             finally:
-                _local.env = outer
+                self._driver, self._driving_sync = outer, outer_sync
             coro.close()
             raise RuntimeError("an environment hook suspended although none of them is async")
 
@@ -67,11 +82,11 @@ class HookRunner:
 
         def run() -> Any:
             with self._hook_lock:
-                outer, _local.env = getattr(_local, "env", None), self
+                outer, self._driver = self._driver, threading.get_ident()
                 try:
                     return asyncio.run(coro)
                 finally:
-                    _local.env = outer
+                    self._driver = outer
 
         try:
             asyncio.get_running_loop()

@@ -43,7 +43,7 @@ so far, on the last step a bool ``success`` (and a ``reason`` when truncated), t
 when the env lists them; envs add their own keys (``progress``, ``answer``...)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class StepResult:
     """What one ``astep`` returns: the env's answer messages, the reward, the end flags, info.
 
@@ -81,6 +81,8 @@ def merge_messages(messages: list[Message]) -> Message:
     """
     if len(messages) == 1:
         only = messages[0]
+        if len(only) == 2 and isinstance(only.get("content"), str) and "role" in only:
+            return only  # already one plain message (the common case, on every step)
         return {"role": only.get("role", "user"), "content": only.get("content") or ""}
     parts = [f"[{m.get('name', m.get('role', ''))}] {m.get('content') or ''}" for m in messages]
     role = "tool" if messages and all(m.get("role") == "tool" for m in messages) else "user"

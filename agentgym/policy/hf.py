@@ -28,7 +28,7 @@ from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest, LocalWeights
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.prefix_cache import PrefixCache, PrefixEntry
-from agentgym.torch_thread import run_on_torch_thread
+from agentgym.torch_thread import call_on_torch_thread, run_on_torch_thread
 
 
 @dataclass
@@ -101,12 +101,10 @@ class HFPolicy:
 
             path = resolve_model(model)
             device, torch_dtype = pick_device_and_dtype(device, dtype)
-            try:
-                module = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            try:  # on the torch thread: a dtype cast or copy here would give the caller an OpenMP team
+                module = call_on_torch_thread(_load_model, transformers, path, torch_dtype, device)
             except OSError as exc:
                 raise UserError(f"cannot load model {model!r}: give a model folder or a Hugging Face id ({exc}).")
-            module.to(device)
-            module.eval()
             self.model = module
             self.tokenizer = tokenizer or load_tokenizer(path)
             self.name = name or f"hf:{model}"
@@ -209,6 +207,10 @@ class HFPolicy:
         return out
 
     def generate_rows(self, rows: list[_Row]) -> list[Completion]:
+        """Sample ``rows`` as one batch, on the torch thread whichever thread calls (:mod:`agentgym.torch_thread`)."""
+        return call_on_torch_thread(self._generate_rows, rows)
+
+    def _generate_rows(self, rows: list[_Row]) -> list[Completion]:
         import torch
 
         with self.lock, torch.inference_mode():
@@ -338,6 +340,14 @@ class HFPolicy:
     async def close(self) -> None:
         if self._worker is not None and not self._worker.done():
             await self._worker
+
+
+def _load_model(transformers: Any, path: Any, dtype: Any, device: str) -> Any:
+    """The model at ``path`` in eval mode on ``device`` (run on the torch thread)."""
+    module = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    module.to(device)
+    module.eval()
+    return module
 
 
 def _plain_dynamic(kv: Any) -> bool:

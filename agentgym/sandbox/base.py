@@ -2,7 +2,10 @@
 
 A sandbox starts from a :class:`SandboxSpec` snapshot: a toolchain root filesystem, a
 source tree copied to the work dir, and a set-up script run once as the snapshot is made.
-Everything a model writes runs inside one; the host only sees bounded, truncated output.
+Everything a model writes runs inside one. Every byte that comes back to the host is
+bounded where it is read, whatever a file claims its size is: command output is cut in the
+middle (:class:`OutputBuffer`), file reads and archives stop at a byte limit and raise
+:class:`FileTooLarge` beyond it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Limits:
     #: Bytes of stdout (and, separately, stderr) kept from one exec; the rest is cut out
     #: of the middle and replaced by a marker.
     max_output: int = 16_000
+    #: Largest file ``read_file`` returns and largest archive ``copy_out`` accepts, in bytes.
+    max_read: int = 8_000_000
+    max_archive: int = 256_000_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,11 @@ class ExecResult:
     timed_out: bool = False
     duration: float = 0.0
     truncated: bool = False
+    #: What the sandbox itself did to end or recover from this command, in one sentence
+    #: ("killed: out of memory", "the sandbox was restarted ..."); empty when nothing.
+    note: str = ""
+    #: True when the sandbox had to be restarted: its processes and work dir are gone.
+    restarted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -73,6 +84,37 @@ class ExecResult:
 
 class SandboxError(RuntimeError):
     """A sandbox could not be started, built or reached."""
+
+
+class FileTooLarge(OSError):
+    """A file or archive in a sandbox is larger than the byte limit of the read."""
+
+
+class NotARegularFile(OSError):
+    """The path is a directory, device, FIFO, socket or a kernel pseudo-file (/proc, /sys, /dev)."""
+
+
+#: Run inside a sandbox to read one file, bounded: exit 2 if it does not exist, 3 if it is
+#: not a regular file (pseudo-files under /proc, /sys and /dev claim size 0 but are
+#: endless, so they are refused by path), else at most ``$2`` bytes on stdout.
+READ_SCRIPT = r"""p=$(realpath -e -- "$1" 2>/dev/null) || exit 2
+case "$p" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) exit 3;; esac
+[ -f "$p" ] || exit 3
+exec head -c "$2" -- "$p"
+"""
+
+
+def read_error(path: str, code: int, stderr: str, max_bytes: int, got: int) -> OSError | None:
+    """The error for a bounded read that exited with ``code`` and produced ``got`` bytes."""
+    if code == 2:
+        return FileNotFoundError(f"{path} does not exist")
+    if code == 3:
+        return NotARegularFile(f"{path} is not a regular file")
+    if code != 0:
+        return OSError(stderr.strip()[-300:] or f"cannot read {path} (exit code {code})")
+    if got > max_bytes:
+        return FileTooLarge(f"{path} is larger than {max_bytes} bytes")
+    return None
 
 
 @runtime_checkable
@@ -84,12 +126,20 @@ class Sandbox(Protocol):
     limits: Limits
 
     async def exec(
-        self, cmd: str | list[str], timeout: float | None = None, *, user: str = "agent", workdir: str | None = None
+        self, cmd: str | list[str], timeout: float | None = None, *, user: str = "agent", workdir: str | None = None,
+        limit: int | bool = True, stdin: bytes | None = None,
     ) -> ExecResult:
-        """Run ``cmd`` (a shell string, or an argv list); kill it and all it spawned at ``timeout``."""
+        """Run ``cmd`` (a shell string, or an argv list); kill it and all it spawned at ``timeout``.
+
+        ``limit`` caps the bytes kept of stdout and of stderr (True: ``limits.max_output``);
+        ``stdin`` is fed to the command. The call returns by ``timeout`` plus a few seconds
+        whatever the command does: the deadline is enforced from outside the sandbox.
+        """
         ...
 
-    async def read_file(self, path: str) -> bytes: ...
+    async def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        """The bytes of a regular file; :class:`FileTooLarge` past ``max_bytes`` (``limits.max_read``)."""
+        ...
 
     async def write_file(self, path: str, data: bytes | str) -> None: ...
 
@@ -98,11 +148,12 @@ class Sandbox(Protocol):
         ...
 
     async def copy_out(self, path: str, host_path: Path) -> None:
-        """Copy a file or directory out of the sandbox to ``host_path``."""
+        """Copy a file or directory out of the sandbox to ``host_path`` (at most ``limits.max_archive`` bytes)."""
         ...
 
     async def reset(self) -> None:
-        """Return to the snapshot: kill every process, restore the work dir and /tmp."""
+        """Return to the snapshot: kill every process; restore the work dir; empty /tmp, /dev/shm,
+        SysV IPC and POSIX message queues."""
         ...
 
     async def kill_all(self) -> None:
@@ -140,7 +191,7 @@ class Owner:
                 f"{LABEL}.boot": self.boot}
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str]) -> "Owner":
+    def from_labels(cls, labels: dict[str, str]) -> Owner:
         return cls(pid=int(labels.get(f"{LABEL}.owner_pid", "0") or 0),
                    start=labels.get(f"{LABEL}.owner_start", ""), boot=labels.get(f"{LABEL}.boot", ""))
 
@@ -200,6 +251,10 @@ class OutputBuffer:
     def truncated(self) -> bool:
         return self.total > len(self.head) + len(self.tail)
 
+    def data(self) -> bytes:
+        """The bytes kept (all of them when nothing was cut)."""
+        return bytes(self.head + self.tail)
+
     def text(self) -> str:
         head = self.head.decode("utf-8", "replace")
         tail = self.tail.decode("utf-8", "replace")
@@ -207,6 +262,15 @@ class OutputBuffer:
             return head + tail
         cut = self.total - len(self.head) - len(self.tail)
         return f"{head}\n[... {cut} bytes truncated ...]\n{tail}"
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (newline and tab kept): raw terminal
+    escapes and NUL bytes from a sandbox never reach a prompt, a log or a terminal."""
+    return text.translate(_CONTROL)
 
 
 def truncate(text: str, limit: int) -> str:

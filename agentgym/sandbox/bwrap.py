@@ -7,11 +7,14 @@ when it runs unprivileged: run naively as root it keeps its capabilities and cou
 remount the host read-write, so we first drop to a dedicated uid with ``setpriv``. The
 arguments are in ``sandboxes/bwrap/profile.args``: new user, PID, network, IPC and UTS
 namespaces, ``--die-with-parent``, ``--new-session``, ``--clearenv``, tmpfs over /run,
-/root and /home. Limits come from :mod:`agentgym.sandbox.cgroups`.
+/root and /home; a seccomp filter like Docker's default (:mod:`agentgym.sandbox.seccomp`).
+Limits come from :mod:`agentgym.sandbox.cgroups`. As root, each sandbox's work dir and /tmp
+live on a tmpfs of their own sized to half the memory limit, so filling /tmp ends in
+``ENOSPC`` rather than in every later command being killed for memory.
 
-File transfer goes through commands run *inside* the sandbox (``cat``/``tar``), never
-through host paths, so a symlink planted by the agent cannot point the host at its own
-files.
+File transfer goes through commands run *inside* the sandbox (``head``/``cat``/``tar``,
+data on stdin), never through host paths, so a symlink planted by the agent cannot point
+the host at its own files; every transfer out is bounded in bytes.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import signal
 import tarfile
 from pathlib import Path
 
-from agentgym.sandbox import images
+from agentgym.sandbox import images, lifecycle, seccomp
 from agentgym.sandbox.base import (
+    READ_SCRIPT,
     ExecResult,
+    FileTooLarge,
     Limits,
     OutputBuffer,
     Owner,
@@ -39,6 +44,7 @@ from agentgym.sandbox.base import (
     SandboxSpec,
     Stopwatch,
     new_id,
+    read_error,
 )
 from agentgym.sandbox.cgroups import CgroupLimits
 from agentgym.sandbox.docker import unpack_tar
@@ -92,6 +98,18 @@ def _mount_run_tmpfs(run: Path) -> None:
     size = os.environ.get("AGENTGYM_BWRAP_TMPFS_SIZE", "8g")
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "agentgym-bwrap", str(run)],
                    capture_output=True)
+
+
+def _mount_private_tmpfs(run: Path, limits: Limits) -> bool:
+    """A tmpfs of its own for one sandbox (work dir + /tmp), half its memory limit in size."""
+    if os.geteuid() != 0 or os.environ.get("AGENTGYM_BWRAP_TMPFS") == "0":
+        return False
+    import subprocess
+
+    size = max(limits.memory_mb // 2, 64)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0755", "agentgym-sbx", str(run)],
+                          capture_output=True)
+    return proc.returncode == 0
 
 
 async def _sh(*argv: str) -> None:
@@ -149,9 +167,11 @@ class BwrapBackend:
                     work.mkdir()
                 await self._chown(work)
                 sandbox = BwrapSandbox(self, spec, self.limits, work=work, snap=empty, tmp=None, rootfs=rootfs)
-                res = await sandbox.exec(["bash", "-ec", spec.setup or "true"], timeout=max(self.limits.timeout, 120),
-                                         limit=None)
-                sandbox.cgroup.remove()
+                try:
+                    res = await sandbox.exec(["bash", "-ec", spec.setup or "true"],
+                                             timeout=max(self.limits.timeout, 120), limit=64_000)
+                finally:
+                    sandbox.cgroup.remove()
                 if not res.ok:
                     raise SandboxError(f"set-up of {spec.key} failed ({res.exit_code}): {res.stderr[-2000:]}")
                 os.chmod(work, 0o755)
@@ -166,16 +186,25 @@ class BwrapBackend:
         if self.ids:
             await _sh("chown", "-R", f"{self.ids[0]}:{self.ids[1]}", str(path))
 
-    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> "BwrapSandbox":
+    async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> BwrapSandbox:
         snap = await self.prepare(spec)
         rootfs = await asyncio.to_thread(self._rootfs)
         sid = new_id()
+        limits = limits or self.limits
+        lifecycle.watch()  # before the run dir exists: a kill during creation is covered too
         run = bwrap_home() / "run" / sid
         run.mkdir(parents=True)
-        (run / "owner.json").write_text(json.dumps(self.owner.labels()))
-        sandbox = BwrapSandbox(self, spec, limits or self.limits, work=run / "work", snap=snap, tmp=run / "tmp",
+        (run / "owner.json").write_text(json.dumps(self.owner.labels()))  # before the mount: the reaper reads it
+        if _mount_private_tmpfs(run, limits):
+            (run / "owner.json").write_text(json.dumps(self.owner.labels()))
+        sandbox = BwrapSandbox(self, spec, limits, work=run / "work", snap=snap, tmp=run / "tmp",
                                rootfs=rootfs, sid=sid, run=run)
-        await sandbox.restore()
+        lifecycle.register(sandbox)
+        try:
+            await sandbox.restore()
+        except BaseException:
+            await sandbox.close()
+            raise
         return sandbox
 
 
@@ -195,6 +224,7 @@ class BwrapSandbox:
         if tmp is not None:
             self.args += ["--bind", str(tmp), "/tmp"]
         self.closed = False
+        self._removed = False
 
     # --- life cycle -------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -220,31 +250,73 @@ class BwrapSandbox:
         return not self.closed and self.work.is_dir()
 
     async def close(self) -> None:
+        """Kill everything and remove the run dir and cgroups (also what :meth:`abandon` started)."""
+        if self._removed:
+            return
+        self.closed = True
+        try:
+            await asyncio.to_thread(self._remove)
+        finally:
+            lifecycle.unregister(self)
+
+    def _remove(self) -> None:
+        self.cgroup.remove()
+        if self.run is not None:
+            from agentgym.sandbox.reaper import remove_run_dir
+
+            remove_run_dir(self.run)
+        self._removed = True
+
+    def abandon(self) -> None:
+        """Close in the background, without waiting (a sandbox that stopped answering); a later
+        :meth:`close` (the exit hook's) still finishes the job."""
         if self.closed:
             return
         self.closed = True
-        await asyncio.to_thread(self.cgroup.remove)
-        if self.run is not None:
-            await _sh("rm", "-rf", "--one-file-system", str(self.run))
+
+        def remove() -> None:
+            try:
+                self._remove()
+            finally:
+                lifecycle.unregister(self)
+
+        import threading
+
+        threading.Thread(target=remove, name="agentgym-bwrap-abandon", daemon=True).start()
 
     # --- commands ---------------------------------------------------------------------------
-    def argv(self, inner: list[str], workdir: str | None) -> list[str]:
+    def argv(self, inner: list[str], workdir: str | None, seccomp_fd: int | None = None) -> list[str]:
         drop: list[str] = []
         if self.backend.ids:
             uid, gid = self.backend.ids
             drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all", "--"]
         chdir = ["--chdir", workdir] if workdir else []
-        return self.cgroup.wrap([*drop, "bwrap", *self.args, *chdir, "--", *inner])
+        filt = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        return self.cgroup.wrap([*drop, "bwrap", *self.args, *filt, *chdir, "--", *inner])
 
-    async def _run(self, inner: list[str], timeout: float, workdir: str | None, limit: int | None,
+    async def _run(self, inner: list[str], timeout: float, workdir: str | None, limit: int,
                    stdin: bytes | None = None) -> ExecResult:
+        return (await self._run_raw(inner, timeout, workdir, limit, stdin))[0]
+
+    async def _run_raw(self, inner: list[str], timeout: float, workdir: str | None, limit: int,
+                       stdin: bytes | None = None) -> tuple[ExecResult, OutputBuffer]:
+        """One command in a fresh bwrap; the result and the raw bytes kept of its stdout."""
         if self.closed:
             raise SandboxError(f"sandbox {self.id} is closed")
         clock = Stopwatch()
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(inner, workdir), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV)
-        out, err = OutputBuffer(limit or 1 << 62), OutputBuffer(limit or 1 << 62)
+        ooms = self.cgroup.oom_kills()
+        fd = seccomp.program_fd()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(inner, workdir, fd), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV,
+                pass_fds=(fd,) if fd is not None else ())
+        except OSError as exc:  # the host could not fork (EAGAIN under load, no memory)
+            raise SandboxError(f"could not start a command in sandbox {self.id}: {exc}") from exc
+        finally:
+            if fd is not None:
+                os.close(fd)
+        out, err = OutputBuffer(limit), OutputBuffer(limit)
 
         async def pump(stream: asyncio.StreamReader, buf: OutputBuffer) -> None:
             while chunk := await stream.read(65536):
@@ -276,11 +348,16 @@ class BwrapSandbox:
         stderr = err.text()
         if timed_out:
             return ExecResult(124, out.text(), stderr + f"\n[killed: timed out after {timeout:g} s]",
-                              timed_out=True, duration=clock())
+                              timed_out=True, duration=clock(), note=f"killed: timed out after {timeout:g} s"), out
         code = proc.returncode if proc.returncode is not None else -1
         if code < 0:
             code = 128 - code
-        return ExecResult(code, out.text(), stderr, duration=clock(), truncated=out.truncated or err.truncated)
+        note = ""
+        if code == 137 and self.cgroup.oom_kills() > ooms:
+            note = f"killed: out of memory (the sandbox has {self.limits.memory_mb} MB)"
+            stderr += f"\n[{note}]"
+        return ExecResult(code, out.text(), stderr, duration=clock(), truncated=out.truncated or err.truncated,
+                          note=note), out
 
     @staticmethod
     def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -290,43 +367,52 @@ class BwrapSandbox:
             pass
 
     async def exec(self, cmd: str | list[str], timeout: float | None = None, *, user: str = "agent",
-                   workdir: str | None = None, limit: int | None | bool = True) -> ExecResult:
+                   workdir: str | None = None, limit: int | bool | None = True, stdin: bytes | None = None) -> ExecResult:
         """Run ``cmd``. ``user`` is accepted for protocol compatibility: bwrap has one uid."""
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        cap = self.limits.max_output if limit is True else limit
-        return await self._run(argv, self.limits.timeout if timeout is None else timeout, workdir, cap)
+        cap = self.limits.max_output if limit is True or limit is None or limit is False else int(limit)
+        return await self._run(argv, self.limits.timeout if timeout is None else timeout, workdir, cap, stdin)
 
     # --- files ------------------------------------------------------------------------------
-    async def read_file(self, path: str) -> bytes:
-        res = await self._run_bytes(["cat", "--", path])
-        return res
+    async def _transfer(self, argv: list[str], stdin: bytes | None, limit: int, what: str) -> tuple[int, bytes, str]:
+        res, out = await self._run_raw(argv, self.limits.timeout, None, limit, stdin)
+        if res.timed_out:
+            raise OSError(f"{what} in {self.id} timed out")
+        return res.exit_code, out.data(), res.stderr
 
-    async def _run_bytes(self, argv: list[str], stdin: bytes | None = None) -> bytes:
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(argv, None), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, env=HOST_ENV)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
-        except asyncio.TimeoutError:
-            self._kill(proc)
-            raise OSError(f"file transfer in {self.id} timed out") from None
-        if proc.returncode != 0:
-            raise FileNotFoundError(err.decode(errors="replace").strip() or " ".join(argv))
-        return out
+    async def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        cap = self.limits.max_read if max_bytes is None else max_bytes
+        code, data, err = await self._transfer(["bash", "-c", READ_SCRIPT, "r", path, str(cap + 1)], None, cap + 1,
+                                               f"reading {path}")
+        problem = read_error(path, code, err, cap, len(data))
+        if problem:
+            raise problem
+        return data
 
     async def write_file(self, path: str, data: bytes | str, *, user: str = "agent") -> None:
         raw = data.encode() if isinstance(data, str) else data
-        await self._run_bytes(["bash", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "w", path], stdin=raw)
+        code, _, err = await self._transfer(["bash", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', "w", path],
+                                            raw, 4096, f"writing {path}")
+        if code != 0:
+            raise OSError(f"cannot write {path}: {err.strip()[-300:]}")
 
     async def copy_in(self, host_path: Path, path: str) -> None:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
             tf.add(str(host_path), arcname=Path(path).name)
-        parent = str(Path(path).parent)
-        await self._run_bytes(["bash", "-c", f"mkdir -p {shlex.quote(parent)} && tar -xf - -C {shlex.quote(parent)} "
-                               "--no-same-owner"], stdin=buf.getvalue())
+        parent = shlex.quote(str(Path(path).parent))
+        script = f"mkdir -p {parent} && tar -xf - -C {parent} --no-same-owner"
+        code, _, err = await self._transfer(["bash", "-c", script], buf.getvalue(), 4096, f"copying into {path}")
+        if code != 0:
+            raise OSError(f"cannot copy into {path}: {err.strip()[-300:]}")
 
     async def copy_out(self, path: str, host_path: Path) -> None:
         p = Path(path)
-        data = await self._run_bytes(["tar", "-cf", "-", "-C", str(p.parent), p.name])
+        cap = self.limits.max_archive
+        code, data, err = await self._transfer(["tar", "-cf", "-", "-C", str(p.parent), p.name], None, cap + 1,
+                                               f"copying {path} out")
+        if code != 0:
+            raise FileNotFoundError(err.strip()[-300:] or path)
+        if len(data) > cap:
+            raise FileTooLarge(f"{path} is larger than {cap} bytes as an archive")
         await asyncio.to_thread(unpack_tar, data, p.name, Path(host_path))

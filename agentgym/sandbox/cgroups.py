@@ -120,17 +120,26 @@ class CgroupLimits:
                     pass
             time.sleep(0.01)
 
-    def oom_killed(self) -> bool:
-        """True when the memory limit has killed something in this sandbox."""
+    def oom_kills(self) -> int:
+        """How many processes the memory limit has killed in this sandbox so far (0 when unknown)."""
         try:
             if self.mode == "v2":
-                events = (self.dirs[0] / "memory.events").read_text()
-                return any(line.split()[1] != "0" for line in events.splitlines() if line.startswith("oom_kill"))
-            if self.mode == "v1":
-                return "oom_kill 0" not in (self.dirs[1] / "memory.oom_control").read_text()
-        except (OSError, IndexError):
-            pass
-        return False
+                text = (self.dirs[0] / "memory.events").read_text()
+            elif self.mode == "v1":
+                text = (self.dirs[1] / "memory.oom_control").read_text()
+            else:
+                return 0
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "oom_kill" and parts[1].isdigit():
+                return int(parts[1])
+        return 0
+
+    def oom_killed(self) -> bool:
+        """True when the memory limit has killed something in this sandbox."""
+        return self.oom_kills() > 0
 
     def remove(self) -> None:
         self.kill()

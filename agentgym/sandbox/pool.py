@@ -101,6 +101,13 @@ class SandboxPool:
                 log.warning("reset of %s failed, closing it: %s", sandbox.id, exc)
         await sandbox.close()
 
+    def discard(self, sandbox: Sandbox) -> None:
+        """Drop a sandbox that stopped answering: it is removed in the background, never reused."""
+        self._out.discard(sandbox)
+        abandon = getattr(sandbox, "abandon", None)
+        if abandon is not None:
+            abandon()
+
     async def close(self) -> None:
         """Close every sandbox the pool made, handed out or not."""
         self._closed = True

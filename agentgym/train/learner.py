@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from agentgym.malloc import release_free_memory
+from agentgym.torch_thread import call_on_torch_thread
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
@@ -221,6 +222,12 @@ class Learner:
 
         ``update_lock`` (a ``threading.Lock``) is held while the optimizer writes the
         weights, for a rollout policy that generates with this very module.
+
+        On CPU it runs on the process's torch thread whichever thread calls it: a step on
+        another thread gives that thread a second OpenMP team, and with more OpenMP threads
+        than cores every operation of both generation and training pays a sleep and wake
+        (:mod:`agentgym.torch_thread`). So a caller on another thread must not hold
+        ``update_lock`` meanwhile: the step would wait for it forever.
         """
         lengths = [s.num_sampled for s in samples]
         weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
@@ -229,7 +236,16 @@ class Learner:
     def step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any = None
                       ) -> dict[str, Any]:
         """:meth:`step` with each sample's per-token loss weight given (a data-parallel rank gets its share
-        of a step whose weights were computed over the whole batch)."""
+        of a step whose weights were computed over the whole batch); on the torch thread too.
+
+        On a GPU the step runs on the calling thread: the current CUDA device is per thread
+        (torchrun's ranks set theirs on the main thread), and OpenMP teams do not matter there."""
+        if self.device.type == "cuda":
+            return self._step_weighted(samples, weights, update_lock)
+        return call_on_torch_thread(self._step_weighted, samples, weights, update_lock)
+
+    def _step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any
+                       ) -> dict[str, Any]:
         t0 = time.perf_counter()
         lengths = [s.num_sampled for s in samples]
         batches = self._align(pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id))
@@ -358,6 +374,10 @@ class Learner:
         return {"model.safetensors": write_model, "optimizer.pt": write_optim}
 
     def load_checkpoint(self, folder: str | Path) -> None:
+        """Restore weights, optimizer and schedule from a checkpoint folder (on the torch thread)."""
+        call_on_torch_thread(self._load_checkpoint, folder)
+
+    def _load_checkpoint(self, folder: str | Path) -> None:
         from safetensors.torch import load_file
 
         folder = Path(folder)

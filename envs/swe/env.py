@@ -1,19 +1,26 @@
 """The SWE environment: fix a real bug in a real library inside a sandbox.
 
-Tools: ``bash``, ``view``, ``edit``, ``submit``. ``submit`` restores the hidden tests,
-runs FAIL_TO_PASS and PASS_TO_PASS, and ends the episode with reward 1 only when all of
-them pass. :meth:`progress` is the fraction of FAIL_TO_PASS tests passing now (partial
-credit for progress rewards); :meth:`hint` names the files the gold patch touches and
-shows the failing output; :meth:`oracle_action` applies the gold patch and submits.
+Tools: ``bash``, ``view``, ``edit``, ``submit``. ``submit`` grades the agent's changes the
+way SWE-bench does (:mod:`envs.swe.grading`: only library changes, on a freshly restored
+tree, with the task's tests, through a runner the code under test cannot fool) and ends
+the episode with reward 1 only when every FAIL_TO_PASS and PASS_TO_PASS test passes.
+:meth:`progress` is the fraction of FAIL_TO_PASS tests passing on the agent's changes now
+(graded the same way, in a second sandbox, so the agent's own stays as it is);
+:meth:`hint` names the files the gold patch touches and shows the failing output;
+:meth:`oracle_action` applies the gold patch and submits.
+
+Every tool call has a deadline enforced from outside the sandbox: a sandbox that does not
+answer in time is discarded and the next call gets a fresh one, and the observation says
+so. Observations never carry raw control characters (terminal escapes, NUL bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import logging
 import shlex
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from agentgym.core.env import TextEnv, ToolError
@@ -21,9 +28,17 @@ from agentgym.core.hooks import run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
 from agentgym.errors import UserError
-from agentgym.sandbox.base import Limits, Sandbox, truncate
+from agentgym.sandbox.base import (
+    FileTooLarge,
+    Limits,
+    NotARegularFile,
+    Sandbox,
+    SandboxError,
+    printable,
+    truncate,
+)
 from agentgym.sandbox.pool import SandboxPool
-from envs.swe.grading import GradeResult, run_tests
+from envs.swe.grading import GradeResult, grade
 from envs.swe.tasks import sandbox_spec, shipped_tasks, touched_files
 
 SYSTEM_PROMPT = """You are a software engineer fixing a bug in a Python library.
@@ -62,15 +77,14 @@ def make_backend(name: str, limits: Limits):
 def shared_pool(backend: str, limits: Limits, size: int, reuse: bool) -> SandboxPool:
     """One pool per (backend, limits) in this process, shared by every env instance.
 
-    The first one also removes sandboxes that crashed runs left behind, and all are
-    closed when the process exits.
+    The first one also removes sandboxes that crashed runs left behind. Every sandbox is
+    closed when the process exits (:mod:`agentgym.sandbox.lifecycle`).
     """
     key = (backend, limits, size, reuse)
     if key not in _POOLS:
         impl = make_backend(backend, limits)
         if not _POOLS:
             _reap_dead(impl)
-            atexit.register(_close_pools)
         _POOLS[key] = SandboxPool(impl, size=size, limits=limits, reuse=reuse)
     return _POOLS[key]
 
@@ -85,17 +99,10 @@ def _reap_dead(backend) -> None:
         log.debug("reaping leftovers failed: %s", exc)
 
 
-def _close_pools() -> None:
-    pools = list(_POOLS.values())
-    _POOLS.clear()
-
-    async def close_all() -> None:
-        await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
-
-    try:
-        asyncio.run(close_all())
-    except Exception as exc:  # at exit: the reaper handles anything left
-        log.debug("closing sandbox pools at exit failed: %s", exc)
+#: Seconds a tool call may take beyond its own timeout before the sandbox is given up.
+GRACE = 4.5
+LOST = ("[the sandbox {why}, so it was discarded; the next tool call starts a fresh one from the task's "
+        "initial state: every change is lost]")
 
 
 class SweEnv(TextEnv):
@@ -122,6 +129,8 @@ class SweEnv(TextEnv):
         self.cmd_timeout, self.test_timeout, self.max_output = cmd_timeout, test_timeout, max_output
         self._pool = pool
         self.sandbox: Sandbox | None = None
+        self._grader: Sandbox | None = None  # where progress() grades, beside the agent's sandbox
+        self._spec = None
         self.graded: GradeResult | None = None
         self._progress: tuple[int, float, str] | None = None
 
@@ -138,30 +147,63 @@ class SweEnv(TextEnv):
     # ----------------------------------------------------------------- episode
     async def setup(self, task: Task) -> str:
         await self.aclose_sandbox()
-        spec = await asyncio.to_thread(sandbox_spec, task)
+        self._spec = spec = await asyncio.to_thread(sandbox_spec, task)
         self.sandbox = await self.pool.acquire(spec)
         self.graded, self._progress = None, None
         return (f"{task.inputs['problem_statement']}\n\nThe repository ({task.inputs.get('repo', '')}) is in "
                 f"{spec.workdir}. Fix the bug, then call submit().")
 
     async def aclose_sandbox(self) -> None:
-        if self.sandbox is not None:
-            sandbox, self.sandbox = self.sandbox, None
-            await self.pool.release(sandbox)
+        """Give this episode's sandboxes back to the pool (reset for reuse)."""
+        boxes = [b for b in (self.sandbox, self._grader) if b is not None]
+        self.sandbox = self._grader = None
+        for box in boxes:
+            await self.pool.release(box)
 
     async def aclose(self) -> None:
-        """The async protocol's close: the sandbox goes back to its pool on the caller's loop."""
+        """Async ``close``: release the sandboxes without blocking the event loop."""
         await self.aclose_sandbox()
+        super().close()
 
     def close(self) -> None:
-        if self.sandbox is not None:
+        if self.sandbox is not None or self._grader is not None:
             run_sync(self.aclose_sandbox())
         super().close()
 
-    def _box(self) -> Sandbox:
+    async def _box(self) -> Sandbox:
+        """The agent's sandbox; a fresh one when the last one was discarded mid-episode."""
         if self.sandbox is None:
-            raise ToolError("the sandbox is gone; reset the environment.")
+            if self._spec is None or self.done:
+                raise ToolError("the sandbox is gone; reset the environment.")
+            self.sandbox = await self.pool.acquire(self._spec)
         return self.sandbox
+
+    def _discard(self, box: Sandbox) -> None:
+        if self.sandbox is box:
+            self.sandbox = None
+        if self._grader is box:
+            self._grader = None
+        self.pool.discard(box)
+
+    async def _guarded(self, work: Callable[[Sandbox], Awaitable[str]], seconds: float) -> str:
+        """``work(sandbox)`` with a deadline enforced from outside the sandbox; a sandbox that
+        misses it or breaks is discarded, and the observation says what happened. The text
+        comes back with control characters escaped, then cut to ``max_output``."""
+        used: list[Sandbox] = []
+
+        async def run() -> str:
+            used.append(await self._box())
+            return truncate(printable(await work(used[0])), self.max_output)
+
+        try:
+            return await asyncio.wait_for(run(), seconds + GRACE)
+        except asyncio.TimeoutError:
+            why = f"did not answer within {seconds + GRACE:g} s"
+        except SandboxError as exc:
+            why = f"failed ({printable(str(exc))[:200]})"
+        if used:
+            self._discard(used[0])
+        return LOST.format(why=why)
 
     def _path(self, path: str) -> str:
         path = path.strip()
@@ -169,15 +211,19 @@ class SweEnv(TextEnv):
             raise ToolError("path is empty.")
         return path if path.startswith("/") else f"{self.workdir}/{path}"
 
-    async def _read(self, p: str, shown: str) -> bytes:
-        """A file's bytes, refusing files too large to be source code."""
-        res = await self._box().exec(["bash", "-c", 'test -f "$1" && stat -c %s "$1"', "s", p], timeout=30)
-        if res.exit_code != 0:
-            raise ToolError(f"{shown} does not exist or is not a file.")
-        if int(res.stdout.strip() or 0) > MAX_FILE_BYTES:
-            raise ToolError(f"{shown} is larger than {MAX_FILE_BYTES} bytes; use bash (head, sed -n) to look at parts.")
+    @staticmethod
+    async def _read(box: Sandbox, p: str, shown: str) -> bytes | None:
+        """A regular file's bytes (None when it does not exist); bounded at ``MAX_FILE_BYTES``."""
         try:
-            return await self._box().read_file(p)
+            return await box.read_file(p, MAX_FILE_BYTES)
+        except FileNotFoundError:
+            return None
+        except FileTooLarge:
+            raise ToolError(f"{shown} is larger than {MAX_FILE_BYTES} bytes; use bash (head, sed -n) to look at "
+                            "parts.") from None
+        except NotARegularFile:
+            raise ToolError(f"{shown} is not a regular file (a directory, device, FIFO or a file under /proc, /sys "
+                            "or /dev); view shows regular files only.") from None
         except OSError as exc:
             raise ToolError(f"cannot read {shown}: {exc}") from None
 
@@ -191,13 +237,17 @@ class SweEnv(TextEnv):
         """
         if not cmd.strip():
             raise ToolError("cmd is empty.")
-        res = await self._box().exec(f"cd {shlex.quote(self.workdir)} && {cmd}", timeout=self.cmd_timeout)
-        parts = [f"exit code: {res.exit_code}" + (" (timed out)" if res.timed_out else "")]
-        if res.stdout:
-            parts.append(res.stdout.rstrip("\n"))
-        if res.stderr:
-            parts.append("stderr:\n" + res.stderr.rstrip("\n"))
-        return truncate("\n".join(parts), self.max_output)
+
+        async def run(box: Sandbox) -> str:
+            res = await box.exec(f"cd {shlex.quote(self.workdir)} && {cmd}", timeout=self.cmd_timeout)
+            parts = [f"exit code: {res.exit_code}" + (" (timed out)" if res.timed_out else "")]
+            if res.stdout:
+                parts.append(res.stdout.rstrip("\n"))
+            if res.stderr:
+                parts.append("stderr:\n" + res.stderr.rstrip("\n"))
+            return "\n".join(parts)
+
+        return await self._guarded(run, self.cmd_timeout)
 
     @tool
     async def view(self, path: str, lines: list[int] | None = None) -> str:
@@ -208,22 +258,24 @@ class SweEnv(TextEnv):
             lines: optional [first, last] line numbers (1-based, inclusive).
         """
         p = self._path(path)
-        box = self._box()
-        res = await box.exec(["bash", "-c", 'if [ -d "$1" ]; then ls -la "$1"; exit 3; fi; test -f "$1"', "v", p],
-                             timeout=30)
-        if res.exit_code == 3:
-            return truncate(res.stdout, self.max_output)
-        if res.exit_code != 0:
-            raise ToolError(f"{path} does not exist.")
-        text = (await self._read(p, path)).decode("utf-8", "replace")
-        all_lines = text.splitlines()
-        first, last = 1, len(all_lines)
-        if lines:
-            if len(lines) != 2 or lines[0] < 1 or lines[1] < lines[0]:
-                raise ToolError("lines must be [first, last] with 1 <= first <= last.")
-            first, last = lines[0], min(lines[1], len(all_lines))
-        body = "\n".join(f"{i:6d}\t{all_lines[i - 1]}" for i in range(first, last + 1))
-        return truncate(body, self.max_output) if body else f"{path}: no lines in that range (the file has {len(all_lines)})."
+        shown = printable(path)
+        if lines and (len(lines) != 2 or lines[0] < 1 or lines[1] < lines[0]):
+            raise ToolError("lines must be [first, last] with 1 <= first <= last.")
+
+        async def show(box: Sandbox) -> str:
+            res = await box.exec(["bash", "-c", 'if [ -d "$1" ]; then ls -la -- "$1"; exit 3; fi', "v", p],
+                                 timeout=self.cmd_timeout)
+            if res.exit_code == 3:
+                return res.stdout
+            data = await self._read(box, p, shown)
+            if data is None:
+                raise ToolError(f"{shown} does not exist.")
+            all_lines = data.decode("utf-8", "replace").splitlines()
+            first, last = (lines[0], min(lines[1], len(all_lines))) if lines else (1, len(all_lines))
+            body = "\n".join(f"{i:6d}\t{all_lines[i - 1]}" for i in range(first, last + 1))
+            return body or f"{shown}: no lines in that range (the file has {len(all_lines)})."
+
+        return await self._guarded(show, self.cmd_timeout)
 
     @tool
     async def edit(self, path: str, old: str, new: str) -> str:
@@ -235,35 +287,36 @@ class SweEnv(TextEnv):
             new: the replacement text.
         """
         p = self._path(path)
-        box = self._box()
-        try:
-            text = (await self._read(p, path)).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ToolError(f"{path} is not a UTF-8 text file.") from None
-        except ToolError as exc:
-            if "larger" in str(exc):
-                raise
-            text = None
-        if old == "":
-            if text:
-                raise ToolError(f"{path} exists and is not empty; give the text to replace in `old`.")
-            updated = new
-        else:
-            if text is None:
-                raise ToolError(f"{path} does not exist or is not a text file.")
-            count = text.count(old)
-            if count != 1:
-                raise ToolError(f"`old` occurs {count} times in {path}; it must occur exactly once.")
-            updated = text.replace(old, new, 1)
-        try:
-            await box.write_file(p, updated)
-        except OSError as exc:
-            raise ToolError(f"cannot write {path}: {exc}") from None
-        at = updated.find(new) if new else 0
-        line = updated[:at].count("\n") + 1
-        snippet = updated.splitlines()[max(0, line - 3): line + new.count("\n") + 3]
-        listing = "\n".join(f"{i:6d}\t{s}" for i, s in enumerate(snippet, start=max(1, line - 2)))
-        return truncate(f"Edited {path}.\n{listing}", self.max_output)
+        shown = printable(path)
+
+        async def change(box: Sandbox) -> str:
+            data = await self._read(box, p, shown)
+            try:
+                text = data.decode("utf-8") if data is not None else None
+            except UnicodeDecodeError:
+                raise ToolError(f"{shown} is not a UTF-8 text file.") from None
+            if old == "":
+                if text:
+                    raise ToolError(f"{shown} exists and is not empty; give the text to replace in `old`.")
+                updated = new
+            else:
+                if text is None:
+                    raise ToolError(f"{shown} does not exist.")
+                count = text.count(old)
+                if count != 1:
+                    raise ToolError(f"`old` occurs {count} times in {shown}; it must occur exactly once.")
+                updated = text.replace(old, new, 1)
+            try:
+                await box.write_file(p, updated.encode("utf-8", "replace"))
+            except OSError as exc:
+                raise ToolError(f"cannot write {shown}: {exc}") from None
+            at = updated.find(new) if new else 0
+            line = updated[:at].count("\n") + 1
+            snippet = updated.splitlines()[max(0, line - 3): line + new.count("\n") + 3]
+            listing = "\n".join(f"{i:6d}\t{s}" for i, s in enumerate(snippet, start=max(1, line - 2)))
+            return f"Edited {shown}.\n{listing}"
+
+        return await self._guarded(change, self.cmd_timeout)
 
     @tool
     async def submit(self) -> str:
@@ -272,40 +325,71 @@ class SweEnv(TextEnv):
         f2p_ok = sum(v == "PASSED" for v in result.fail_to_pass.values())
         p2p_bad = [t for t, v in result.pass_to_pass.items() if v != "PASSED"]
         self.finish(result.reward, result.resolved, progress=result.progress, fail_to_pass=result.fail_to_pass,
-                    pass_to_pass_failed=p2p_bad)
+                    pass_to_pass_failed=p2p_bad, not_graded=[p for p, _ in result.stripped],
+                    tampering=result.tampering)
         verdict = "All tests pass: the bug is fixed." if result.resolved else "Not fixed."
-        return (f"{verdict} FAIL_TO_PASS: {f2p_ok}/{len(result.fail_to_pass)} pass; "
-                f"PASS_TO_PASS: {len(result.pass_to_pass) - len(p2p_bad)}/{len(result.pass_to_pass)} pass.")
+        notes = result.notes()
+        return printable(f"{verdict} FAIL_TO_PASS: {f2p_ok}/{len(result.fail_to_pass)} pass; "
+                         f"PASS_TO_PASS: {len(result.pass_to_pass) - len(p2p_bad)}/{len(result.pass_to_pass)} pass."
+                         + (f"\n{notes}" if notes else ""))
 
     # ----------------------------------------------------------------- grading & guidance
     async def grade(self) -> GradeResult:
-        """Restore the hidden tests and run FAIL_TO_PASS + PASS_TO_PASS in the sandbox."""
+        """Grade the agent's changes (library files only, on the task's pristine tree, with the
+        task's tests) in its own sandbox, which is restored to the snapshot in doing so."""
         ref = self.task.reference
-        box = self._box()
-        self.graded = await run_tests(box, ref["test_cmd"], ref["FAIL_TO_PASS"], ref["PASS_TO_PASS"],
-                                      workdir=self.workdir, timeout=self.test_timeout, test_patch=ref.get("test_patch"))
+        f2p, p2p = ref["FAIL_TO_PASS"], ref["PASS_TO_PASS"]
+        box = None
+        try:
+            box = await self._box()
+            self.graded = await asyncio.wait_for(
+                grade(box, ref, workdir=self.workdir, timeout=self.test_timeout, task_id=self.task.id),
+                self.test_timeout + GRACE)
+        except (SandboxError, ToolError, OSError, asyncio.TimeoutError) as exc:
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            if box is not None:
+                self._discard(box)
+            why = f"it did not finish within {self.test_timeout + GRACE:g} s" if timed_out else \
+                f"the sandbox broke ({printable(str(exc))[:200]})"
+            self.graded = GradeResult(0.0, {t: "MISSING" for t in f2p}, {t: "MISSING" for t in p2p},
+                                      timed_out=timed_out, error=f"Grading failed: {why}.")
         return self.graded
 
+    def _progress_command(self) -> str:
+        """The task's test command limited to the files of the FAIL_TO_PASS tests."""
+        ref = self.task.reference
+        files = sorted({t.split("::")[0] for t in ref["FAIL_TO_PASS"]})
+        cmd = ref["test_cmd"]
+        return cmd.rsplit(" --color=no ", 1)[0] + " --color=no " + " ".join(files) if " --color=no " in cmd else cmd
+
     async def aprogress(self) -> float | None:
-        """Fraction of FAIL_TO_PASS tests that pass now (tests as the agent left them)."""
-        if self.task is None or self.sandbox is None:
+        """Fraction of FAIL_TO_PASS tests that pass on the agent's changes now, graded like
+        ``submit`` in a second sandbox (the agent's own is left as it is)."""
+        if self.task is None or self._spec is None:
             return None
         if self.graded is not None:
             return self.graded.progress
         if self._progress and self._progress[0] == self.turn:
             return self._progress[1]
         ref = self.task.reference
-        f2p = ref["FAIL_TO_PASS"]
-        files = sorted({t.split("::")[0] for t in f2p})
-        cmd = ref["test_cmd"].rsplit(" --color=no ", 1)[0] + " --color=no " + " ".join(files) \
-            if " --color=no " in ref["test_cmd"] else ref["test_cmd"]
-        result = await run_tests(self._box(), cmd, f2p, [], workdir=self.workdir, timeout=self.test_timeout,
-                                 restore=False)
+        try:
+            agent = await self._box()
+            if self._grader is None:
+                self._grader = await self.pool.acquire(self._spec)
+            result = await asyncio.wait_for(
+                grade(agent, ref, workdir=self.workdir, timeout=self.test_timeout, grading_box=self._grader,
+                      tests=(ref["FAIL_TO_PASS"], []), test_cmd=self._progress_command(), task_id=self.task.id),
+                self.test_timeout + self.cmd_timeout + GRACE)  # the diff is taken first, under cmd_timeout
+        except (SandboxError, ToolError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("progress of %s could not be graded: %r", self.task.id, exc)
+            if self._grader is not None and isinstance(exc, (SandboxError, asyncio.TimeoutError)):
+                self._discard(self._grader)
+            return self._progress[1] if self._progress else 0.0
         self._progress = (self.turn, result.progress, result.output)
         return result.progress
 
     def progress(self) -> float | None:
-        if self.task is None or self.sandbox is None:
+        if self.task is None or self._spec is None:
             return None
         return run_sync(self.aprogress())
 
@@ -319,7 +403,7 @@ class SweEnv(TextEnv):
                  "These tests must pass: " + ", ".join(f2p[:5]) + (" ..." if len(f2p) > 5 else "") + "."]
         output = self._progress[2] if self._progress else (self.graded.output if self.graded else "")
         if output:
-            parts.append("Their last output:\n" + truncate(output, 2_000))
+            parts.append("Their last output:\n" + truncate(printable(output), 2_000))
         return "\n".join(p for p in parts if p)
 
     def oracle_action(self) -> str:

@@ -1,53 +1,60 @@
-"""Grading: restore the hidden tests, run them, read pytest's per-test outcomes.
+"""Grading a model cannot fake, the way SWE-bench's harness grades.
 
-Before the tests run, every test file and test configuration file in the work dir is
-put back as it was in the snapshot (and new ones are deleted), so an agent cannot pass
-by editing tests; SWE-bench style hidden tests (``test_patch``) are applied on top. The
-reward is 1 only when every FAIL_TO_PASS and PASS_TO_PASS test passes.
+1. **The model's changes, as a patch**: one ``git diff`` of the agent's work dir against
+   the snapshot, made with the snapshot's own git directory (:data:`envs.swe.runner.EXTRACT_SCRIPT`);
+2. **only changes to library files**: tests, ``conftest.py``, pytest configuration,
+   ``sitecustomize``/``.pth`` files, byte code, symlinks and submodules are stripped
+   (:mod:`envs.swe.patchrules`), and the observation says so;
+3. **a freshly restored sandbox**: the grading sandbox goes back to the task's snapshot
+   (every process killed, every file the agent wrote gone), the kept patch is applied,
+   then the task's hidden test patch;
+4. **results from a channel the code under test cannot rewrite**: a trusted runner
+   (:mod:`envs.swe.runner`) that never imports the library runs pytest in a child and
+   collects per-test outcomes over a private pipe, from the exception each test raised;
+   its verdict comes back signed with a key only the host and the runner know;
+5. **a mismatch scores 0** and is logged as suspected tampering (pytest said passed but
+   the test raised, a canary that must fail passed, exit statuses disagree, a forged
+   verdict line).
+
+The reward is 1 only when every FAIL_TO_PASS and PASS_TO_PASS test passes and nothing
+looks tampered with. ``docs/swe.md`` states the threat model: what this defends, what not.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
 import re
+import secrets
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agentgym.sandbox.base import SNAPSHOT_DIR, Sandbox
+from envs.swe.patchrules import FilteredPatch, filter_patch
+from envs.swe.runner import EXTRACT_SCRIPT
 
-#: Runs inside the sandbox with ``python3 -I``: put protected paths back from the snapshot.
-RESTORE_SCRIPT = r'''
-import os, shutil, sys
-snap, work = sys.argv[1], sys.argv[2]
-def protected(rel):
-    parts = rel.split("/"); name = parts[-1]
-    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or any(p in ("tests", "test", "testing") for p in parts[:-1])
-            or name in ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "noxfile.py"))
-def walk(root):
-    for d, dirs, files in os.walk(root):
-        dirs[:] = [x for x in dirs if x != ".git"]
-        os.chmod(d, 0o755) if root == work and not os.access(d, os.W_OK | os.X_OK) else None
-        for f in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
-            yield os.path.relpath(os.path.join(d, f), root)
-for rel in list(walk(work)):
-    if protected(rel) and not os.path.lexists(os.path.join(snap, rel)):
-        os.unlink(os.path.join(work, rel))
-for rel in walk(snap):
-    if protected(rel):
-        dst = os.path.join(work, rel)
-        if os.path.isdir(dst) and not os.path.islink(dst):
-            shutil.rmtree(dst)
-        elif os.path.lexists(dst):
-            os.unlink(dst)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(os.path.join(snap, rel), dst, follow_symlinks=False)
-'''
+log = logging.getLogger(__name__)
+
+#: The program the sandbox runs: the patch rules, then the runner (both standard library only).
+RUNNER_SOURCE = (Path(__file__).with_name("patchrules.py").read_text() + "\n\n"
+                 + Path(__file__).with_name("runner.py").read_text())
+VERDICT_MARK = "AGENTGYM-VERDICT"
+#: Largest diff of the agent's changes that is graded.
+MAX_PATCH_BYTES = 2_000_000
+#: Bytes of test output kept for the failure details shown to the model.
+MAX_TEST_OUTPUT = 64_000
 
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED)\s+(\S.*?)(?:\s+-\s+.*)?$")
 
 
 def parse_pytest(output: str) -> dict[str, str]:
-    """Test id -> outcome, from the ``-rA`` short summary."""
+    """Test id -> outcome, from the ``-rA`` short summary (task generation only: output text
+    is whatever the code under test prints, so grading never reads outcomes from it)."""
     results: dict[str, str] = {}
     for line in output.splitlines():
         m = _OUTCOME.match(line.strip())
@@ -82,6 +89,12 @@ class GradeResult:
     pass_to_pass: dict[str, str] = field(default_factory=dict)
     output: str = ""
     timed_out: bool = False
+    #: Changes that were not graded, as (path, reason).
+    stripped: list[tuple[str, str]] = field(default_factory=list)
+    #: Why the result looks tampered with (the reward is then 0).
+    tampering: list[str] = field(default_factory=list)
+    #: Why nothing could be graded (a patch that does not apply, a runner that failed).
+    error: str = ""
 
     @property
     def progress(self) -> float:
@@ -94,31 +107,145 @@ class GradeResult:
     def resolved(self) -> bool:
         return self.reward == 1.0
 
+    def notes(self) -> str:
+        """What the model should know beyond the counts: stripped changes, errors, tampering."""
+        parts = []
+        if self.stripped:
+            shown = "; ".join(f"{p} ({why})" for p, why in self.stripped[:8])
+            more = f"; and {len(self.stripped) - 8} more" if len(self.stripped) > 8 else ""
+            parts.append(f"Not graded: changes to {shown}{more}.")
+        if self.error:
+            parts.append(self.error)
+        if self.tampering:
+            parts.append("Suspected tampering with the test harness, so the reward is 0: "
+                         + "; ".join(self.tampering[:3]) + ".")
+        if self.timed_out:
+            parts.append("The tests timed out.")
+        return " ".join(parts)
 
-def grading_script(test_cmd: str, workdir: str, test_patch_file: str | None = None) -> str:
-    """One shell command, run as the agent: kill its leftover processes (``kill -1`` spares
-    the caller), restore the protected files, apply hidden tests, run the tests."""
-    wd = shlex.quote(workdir)
-    apply = f"git -C {wd} apply --whitespace=nowarn {test_patch_file} && " if test_patch_file else ""
-    return (f"for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null || break; done; python3 -I -c {shlex.quote(RESTORE_SCRIPT)} {SNAPSHOT_DIR} {wd} && "
-            f"{apply}cd {wd} && {test_cmd}")
+
+class CommandError(ValueError):
+    """A task's test command that grading cannot run (it must be ``python -m pytest ...``)."""
 
 
-def score(output: str, f2p: list[str], p2p: list[str], timed_out: bool = False) -> GradeResult:
-    results = parse_pytest(output)
-    f = {t: results.get(t, "MISSING") for t in f2p}
-    p = {t: results.get(t, "MISSING") for t in p2p}
-    ok = not timed_out and all(v == "PASSED" for v in [*f.values(), *p.values()])
-    return GradeResult(1.0 if ok else 0.0, f, p, output, timed_out)
+def split_test_command(cmd: str) -> tuple[list[str], list[str]]:
+    """``"python3 -I -B -m pytest ARGS"`` -> (``["python3", "-I", "-B"]``, ARGS); a bare
+    ``pytest ARGS`` runs as ``python3 -m pytest ARGS``."""
+    try:
+        words = shlex.split(cmd)
+    except ValueError as exc:
+        raise CommandError(f"cannot parse the test command {cmd!r}: {exc}") from None
+    if words and words[0] == "pytest":
+        return ["python3"], words[1:]
+    for i in range(1, len(words) - 1):
+        if words[i] == "-m" and words[i + 1] == "pytest" and Path(words[0]).name.startswith("python"):
+            return words[:i], words[i + 2:]
+    raise CommandError(f"the test command must run pytest as `python3 -m pytest ...`, not {cmd!r}")
 
 
-async def run_tests(sandbox: Sandbox, test_cmd: str, f2p: list[str], p2p: list[str], *, workdir: str,
-                    timeout: float = 300, test_patch: str | None = None, restore: bool = True) -> GradeResult:
-    """Restore the tests (unless ``restore=False``), run ``test_cmd`` and score it: one exec."""
-    patch_file = None
-    if restore and test_patch:
-        patch_file = "/tmp/.agentgym-test.patch"
-        await sandbox.write_file(patch_file, test_patch)
-    cmd = grading_script(test_cmd, workdir, patch_file) if restore else f"cd {shlex.quote(workdir)} && {test_cmd}"
-    res = await sandbox.exec(cmd, timeout=timeout, limit=None)
-    return score(res.stdout + "\n" + res.stderr, f2p, p2p, res.timed_out)
+async def extract_patch(box: Sandbox, workdir: str, max_bytes: int = MAX_PATCH_BYTES,
+                        timeout: float = 60) -> FilteredPatch:
+    """The agent's changes in ``box`` as a diff against the snapshot, filtered on the host."""
+    res = await box.exec(["bash", "-c", EXTRACT_SCRIPT, "extract", workdir, str(max_bytes), SNAPSHOT_DIR, "base64"],
+                         timeout=timeout, limit=(max_bytes + 1) * 4 // 3 + 16)
+    if res.timed_out or res.exit_code != 0:
+        why = "it timed out" if res.timed_out else res.stderr.strip()[-300:] or f"exit code {res.exit_code}"
+        return FilteredPatch(error=f"Your changes could not be collected ({why}); nothing was graded.")
+    try:
+        patch = base64.b64decode(res.stdout.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return FilteredPatch(error="Your changes could not be collected; nothing was graded.")
+    return filter_patch(patch, max_bytes)
+
+
+def read_verdict(output: str, key: str) -> tuple[dict | None, bool]:
+    """The runner's signed verdict from its output; (None, forged) when there is none.
+
+    ``forged`` is True when a line claims to be a verdict but its signature is wrong.
+    """
+    forged = False
+    for line in reversed(output.splitlines()):
+        at = line.find(VERDICT_MARK + " ")
+        if at < 0:
+            continue
+        try:
+            mac, body = line[at + len(VERDICT_MARK) + 1:].split(" ", 1)
+        except ValueError:
+            forged = True
+            continue
+        want = hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(mac, want):
+            forged = True
+            continue
+        try:
+            return json.loads(body), forged
+        except ValueError:
+            forged = True
+    return None, forged
+
+
+async def run_graded(box: Sandbox, patch: FilteredPatch | None, *, test_cmd: str, f2p: list[str], p2p: list[str],
+                     workdir: str, timeout: float = 300, test_patch: str | None = None) -> GradeResult:
+    """One exec in ``box``: restore it to the snapshot, apply ``patch`` (None: the agent's own
+    changes, taken from ``box`` first), then ``test_patch``, run the tests through the trusted
+    runner, and score its signed verdict."""
+    if patch is not None and patch.error:
+        return GradeResult(0.0, {t: "MISSING" for t in f2p}, {t: "MISSING" for t in p2p}, error=patch.error,
+                           stripped=patch.stripped)
+    try:
+        python, args = split_test_command(test_cmd)
+    except CommandError as exc:
+        return GradeResult(0.0, error=str(exc))
+    key = secrets.token_hex(32)
+    cfg = {"key": key, "workdir": workdir, "snapshot": SNAPSHOT_DIR, "python": python, "pytest_args": args,
+           "tests": [*f2p, *p2p], "timeout": timeout, "max_output": MAX_TEST_OUTPUT, "max_patch": MAX_PATCH_BYTES,
+           "reset": True, "extract": patch is None,
+           "patch": base64.b64encode(patch.patch).decode() if patch is not None else None,
+           "test_patch": base64.b64encode(test_patch.encode()).decode() if test_patch else None}
+    res = await box.exec(["python3", "-I", "-S", "-c", RUNNER_SOURCE], timeout=timeout + 20, user="root",
+                         workdir="/", limit=4 * MAX_TEST_OUTPUT + 64_000 + 200 * len(cfg["tests"]),
+                         stdin=(json.dumps(cfg) + "\n").encode())
+    verdict, forged = read_verdict(res.stdout, key)
+    return score_verdict(verdict, forged, f2p, p2p, res.timed_out, res.stderr)
+
+
+def score_verdict(verdict: dict | None, forged: bool, f2p: list[str], p2p: list[str], timed_out: bool = False,
+                  stderr: str = "") -> GradeResult:
+    """The reward from a verified verdict: 1 only when every test passed and nothing looks tampered with."""
+    tampering = ["a verdict line with a wrong signature"] if forged else []
+    if verdict is None:
+        why = "the tests timed out" if timed_out else "the grading runner returned no verdict"
+        return GradeResult(0.0, {t: "MISSING" for t in f2p}, {t: "MISSING" for t in p2p}, stderr[-2000:],
+                           timed_out, [], tampering, f"Grading failed: {why}.")
+    tests = verdict.get("tests") or {}
+    f = {t: str(tests.get(t, "MISSING")) for t in f2p}
+    p = {t: str(tests.get(t, "MISSING")) for t in p2p}
+    tampering += [str(x) for x in verdict.get("flags") or []]
+    error = str(verdict.get("patch_error") or verdict.get("apply_error") or verdict.get("error") or "")
+    stripped = [(str(a), str(b)) for a, b in verdict.get("stripped") or []]
+    timed_out = timed_out or bool(verdict.get("timed_out"))
+    ok = (not tampering and not error and not timed_out and bool(verdict.get("finished"))
+          and all(v == "PASSED" for v in [*f.values(), *p.values()]))
+    return GradeResult(1.0 if ok else 0.0, f, p, str(verdict.get("output", "")), timed_out, stripped, tampering,
+                       error)
+
+
+async def grade(agent_box: Sandbox, reference: dict, *, workdir: str, timeout: float = 300,
+                grading_box: Sandbox | None = None, tests: tuple[list[str], list[str]] | None = None,
+                test_cmd: str | None = None, task_id: str = "") -> GradeResult:
+    """Grade what the agent did in ``agent_box``: its changes, filtered, on a fresh tree.
+
+    Without ``grading_box`` (the end of an episode) everything happens in ``agent_box`` in
+    one exec: it is restored to the snapshot and holds nothing of the agent's afterwards.
+    With one (``progress`` mid-episode) the changes are taken from ``agent_box`` and tested
+    in ``grading_box``, leaving the agent's sandbox as it was.
+    """
+    f2p, p2p = tests if tests is not None else (reference["FAIL_TO_PASS"], reference["PASS_TO_PASS"])
+    patch = None
+    if grading_box is not None:
+        patch = await extract_patch(agent_box, workdir)
+    result = await run_graded(grading_box or agent_box, patch, test_cmd=test_cmd or reference["test_cmd"], f2p=f2p,
+                              p2p=p2p, workdir=workdir, timeout=timeout, test_patch=reference.get("test_patch"))
+    if result.tampering:
+        log.warning("suspected tampering in task %s: %s", task_id or "?", "; ".join(result.tampering))
+    return result

@@ -108,12 +108,11 @@ def find_test_files(root: Path) -> list[str]:
 
 
 def is_test_path(rel: str) -> bool:
-    """Tests and test configuration: what grading restores and mutations never touch."""
-    parts = rel.split("/")
-    name = parts[-1]
-    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or any(p in ("tests", "test", "testing") for p in parts[:-1])
-            or name in ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "noxfile.py"))
+    """Tests, test configuration and the other files grading never takes from a model
+    (:func:`envs.swe.patchrules.protected_reason`): mutations never touch them either."""
+    from envs.swe.patchrules import protected_reason
+
+    return protected_reason(rel) is not None
 
 
 def prepare_repo(package: str, version: str) -> Repo:

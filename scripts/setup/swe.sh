@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set-up for the SWE environment and its sandboxes. Idempotent: quick when done already.
-#  - Debian packages: docker.io, bubblewrap, mmdebstrap/debootstrap, util-linux (setpriv, prlimit)
+#  - Debian packages: docker.io, bubblewrap, mmdebstrap/debootstrap, util-linux (setpriv, prlimit),
+#    mount (a private tmpfs per bwrap sandbox). bwrap's seccomp filter is built at run time
+#    (agentgym/sandbox/seccomp.py): no libseccomp needed.
 #  - a Docker daemon (started in the background when none answers)
 #  - an unprivileged uid for bubblewrap (bubblewrap run as root is no sandbox)
 #  - the images (docker) and rootfs (bwrap), built locally from Debian's mirror, never pulled
@@ -16,6 +18,7 @@ need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v mmdebstrap >/dev/null || command -v debootstrap >/dev/null || need+=(mmdebstrap)
 command -v setpriv >/dev/null && command -v prlimit >/dev/null || need+=(util-linux)
+command -v mount >/dev/null && command -v umount >/dev/null || need+=(mount)
 command -v git >/dev/null || need+=(git)
 if [ "${SWE_SKIP_DOCKER:-0}" != 1 ]; then command -v dockerd >/dev/null || need+=(docker.io); fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -10,7 +10,7 @@ import pytest
 
 from agentgym.errors import UserError
 from agentgym.sandbox.base import OutputBuffer, truncate
-from envs.swe.grading import failure_details, parse_pytest, score
+from envs.swe.grading import failure_details, parse_pytest
 from envs.swe.mutate import find_mutations, sample_mutations
 from envs.swe.repos import is_test_path, parse_requirement, pytest_command
 from envs.swe.tasks import load_swebench, setup_script, shipped_tasks, touched_files
@@ -84,11 +84,6 @@ SKIPPED [1] tests/test_a.py:4: no
     assert res == {"tests/test_a.py::test_a": "PASSED", "tests/test_a.py::test_b[x y]": "FAILED",
                    "tests/test_a.py::test_c": "ERROR"}
     assert failure_details(out)["test_b[x y]"] == ["assert 1 == 2", "+ where 1 = f()"]
-    g = score(out, ["tests/test_a.py::test_b[x y]"], ["tests/test_a.py::test_a"])
-    assert g.reward == 0.0 and g.progress == 0.0
-    g = score("PASSED t.py::a\nPASSED t.py::b", ["t.py::a"], ["t.py::b"])
-    assert g.reward == 1.0 and g.progress == 1.0
-    assert score("PASSED t.py::a", ["t.py::a"], ["t.py::missing"]).reward == 0.0
 
 
 def test_requirements_and_paths():
@@ -96,6 +91,7 @@ def test_requirements_and_paths():
     with pytest.raises(UserError):
         parse_requirement("toolz")
     assert is_test_path("toolz/tests/test_x.py") and is_test_path("conftest.py") and is_test_path("setup.cfg")
+    assert is_test_path("pkg/sitecustomize.py") and is_test_path("x.pth") and is_test_path("pkg/__pycache__/m.pyc")
     assert not is_test_path("toolz/itertoolz.py")
     assert "-o pythonpath=/work/src " in pytest_command("src", ["tests/test_a.py"])
     assert "-o pythonpath=/work " in pytest_command(".", ["tests/test_a.py"])

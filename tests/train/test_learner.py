@@ -102,3 +102,29 @@ def test_lora_trains_only_adapters():
     assert all(torch.equal(after[n], p) for n, p in frozen.items())
     assert any(not torch.equal(after[n], p) for n, p in adapters.items())
     assert set(learner.trainable_state()) == set(adapters)
+
+
+def test_a_step_runs_on_the_torch_thread_with_its_configured_thread_count():
+    """Called from the main thread, the step still runs where generation runs (one OpenMP team in the
+    process) and with the intra-op thread count set through ``agentgym.torch_thread.set_num_threads``."""
+    import threading
+
+    from agentgym import torch_thread
+
+    model = tiny_llama()
+    samples = make_samples(model)
+    learner = Learner(model, TrainerConfig(lr=1e-2), AlgorithmConfig())
+    seen = []
+    model.model.register_forward_pre_hook(lambda *_: seen.append((threading.current_thread().name, torch.get_num_threads())))
+    main_threads = torch.get_num_threads()
+    torch_threads = torch_thread.call_on_torch_thread(torch.get_num_threads)
+    try:
+        torch_thread.set_num_threads(1)
+        learner.step(samples)
+        torch_thread.set_num_threads(2)
+        learner.step(samples)
+    finally:
+        torch.set_num_threads(main_threads)
+        torch_thread.call_on_torch_thread(torch.set_num_threads, torch_threads)
+    assert seen and all(name.startswith("agentgym-torch") for name, _ in seen)
+    assert {count for _, count in seen} == {1, 2}

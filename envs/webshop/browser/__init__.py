@@ -1,0 +1,1 @@
+"""The WebShop browser mode: the shop as an HTML site (aiohttp) driven through Playwright and chromium."""
