@@ -1,13 +1,18 @@
 """One GRPO step, agentgym's learner vs TRL's GRPOTrainer: same model, batch and data.
 
 Work per step (both sides): 8 chat prompts x 8 sampled completions (64) of up to 32 new
-tokens at temperature 1 from SmolLM2-135M-Instruct on CPU in fp32, a deterministic
-reward, group-relative advantages, one AdamW update on all weights, no reference
-model. Each side runs in its own process (peak RSS is that process's own); TRL lives in
-its own virtualenv ``.bench-venv-trl`` (created here with ``torch==2.13.0`` and ``trl``;
-never a dependency of agentgym).
+tokens at temperature 1 from SmolLM2-135M-Instruct, a deterministic reward, group-relative
+advantages, one AdamW update on all weights, no reference model. Each side runs in its own
+process (peak RSS is that process's own); TRL lives in its own virtualenv ``.bench-venv-trl``
+(created here with ``torch==2.13.0`` and ``trl``; never a dependency of agentgym).
 
-    python benchmarks/learner_step.py [--steps 3] [--skip-trl]
+The device is picked as ``agentgym train`` picks it (``--device auto``): the GPU when there is
+one, and the output says which. On the CPU both sides run fp32. On a GPU the hf policy holds
+bf16 weights that the learner shares, trained through an fp32 master copy
+(:mod:`agentgym.train.precision`); TRL runs with ``bf16=True`` (fp32 weights, bf16 autocast);
+peak GPU memory is reported besides peak RSS.
+
+    python benchmarks/learner_step.py [--steps 3] [--skip-trl] [--device auto|cpu|cuda]
 
 Prints per-side medians and, last, one JSON line with the headline figures.
 """
@@ -53,7 +58,23 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------- agentgym
-def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict:
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this machine has no CUDA device")
+    return requested
+
+
+def device_note(device: str) -> str:
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(0)})" if device == "cuda" else "cpu"
+
+
+def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device: str = "cpu") -> dict:
     import asyncio
 
     import torch
@@ -68,13 +89,18 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict
 
     limit_malloc_growth()  # what `agentgym train` does at start
     torch.manual_seed(0)
-    policy = HFPolicy(model_path)
+    from agentgym.train.precision import resolve
+
+    policy = HFPolicy(model_path, device=device)  # bf16 on a GPU, fp32 on the CPU
+    precision = resolve(shared_device=str(policy.device))  # what `agentgym train` picks for a shared hf policy
     learner = Learner(
         policy.model,  # shared with the rollout policy: no weight copy
         TrainerConfig(lr=LR, micro_batch_tokens=micro_batch_tokens, logprob_chunk=512, steps=steps),
         AlgorithmConfig(),
         temperature=1.0,
         pad_id=policy.pad_id,
+        autocast=precision.autocast_dtype,
+        master_weights=precision.master_weights,
     )
     messages = [[{"role": "user", "content": p}] for p in PROMPTS]
     prompt_ids = [policy.renderer.initial(m) for m in messages]
@@ -105,11 +131,13 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict
         })
         print(f"agentgym step {len(records)}/{steps}: {t2 - t0:.1f} s (generation {t1 - t0:.1f} s, "
               f"learner {t2 - t1:.1f} s)", file=sys.stderr, flush=True)
-    return summarise("agentgym", records)
+    out = summarise("agentgym", records, device)
+    out["precision"] = precision.describe()
+    return out
 
 
 # ----------------------------------------------------------------------------- TRL
-def run_trl(model_path: str, steps: int) -> dict:
+def run_trl(model_path: str, steps: int, device: str = "cpu") -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -152,8 +180,8 @@ def run_trl(model_path: str, steps: int) -> dict:
         logging_steps=1,
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
-        bf16=False,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",
         seed=0,
         dataloader_num_workers=0,
         shuffle_dataset=False,
@@ -164,12 +192,16 @@ def run_trl(model_path: str, steps: int) -> dict:
     records = []
     for i, (s, e) in enumerate(zip(timer.starts, timer.ends)):
         records.append({"step_s": e - s, "completion_tokens": tokens_seen[i] if i < len(tokens_seen) else 0})
-    return summarise("trl", records)
+    return summarise("trl", records, device)
 
 
 # ----------------------------------------------------------------------------- driver
-def summarise(name: str, records: list[dict]) -> dict:
-    out = {"name": name, "steps": len(records), "peak_rss_gb": round(peak_rss_gb(), 3)}
+def summarise(name: str, records: list[dict], device: str = "cpu") -> dict:
+    out = {"name": name, "device": device_note(device), "steps": len(records), "peak_rss_gb": round(peak_rss_gb(), 3)}
+    if device == "cuda":
+        import torch
+
+        out["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     for key in records[0]:
         out[key] = statistics.median(r[key] for r in records)
     out["tokens_per_s"] = statistics.median(r["completion_tokens"] / r["step_s"] for r in records)
@@ -188,9 +220,10 @@ def ensure_trl_venv() -> Path:
     return python
 
 
-def child(python: str, side: str, model_path: str, steps: int, micro_batch_tokens: int = 256) -> dict:
+def child(python: str, side: str, model_path: str, steps: int, micro_batch_tokens: int = 256,
+          device: str = "cpu") -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps),
-           "--micro-batch-tokens", str(micro_batch_tokens)]
+           "--micro-batch-tokens", str(micro_batch_tokens), "--device", device]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     err_lines: list[str] = []
     with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the child never blocks on a full one
@@ -220,26 +253,31 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--micro-batch-tokens", type=int, default=256,
                         help="agentgym's tokens per forward/backward (smaller: less activation memory)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto (the default): the GPU when there is one, else the CPU")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so a running side is stopped too
+    device = pick_device(args.device)
     if args.child:
         if args.child == "ours":
-            result = run_ours(args.model, args.steps, args.micro_batch_tokens)
+            result = run_ours(args.model, args.steps, args.micro_batch_tokens, device)
         else:
-            result = run_trl(args.model, args.steps)
+            result = run_trl(args.model, args.steps, device)
         print(json.dumps(result))
         return
     from agentgym.policy.default_model import resolve_model
 
     model_path = str(resolve_model("default"))
-    ours = child(sys.executable, "ours", model_path, args.steps, args.micro_batch_tokens)
+    print(f"device: {device_note(device)}", file=sys.stderr, flush=True)
+    ours = child(sys.executable, "ours", model_path, args.steps, args.micro_batch_tokens, device)
     print(json.dumps({k: v for k, v in ours.items() if k != "per_step"}))
-    headline = {"bench": "learner_step", "model": "SmolLM2-135M-Instruct", "completions": len(PROMPTS) * GROUP,
+    headline = {"bench": "learner_step", "device": ours["device"], "precision": ours["precision"],
+                "model": "SmolLM2-135M-Instruct", "completions": len(PROMPTS) * GROUP,
                 "max_new_tokens": MAX_NEW, "agentgym_step_s": round(ours["step_s"], 2),
                 "agentgym_tokens_per_s": round(ours["tokens_per_s"], 1),
                 "agentgym_peak_rss_gb": ours["peak_rss_gb"], "agentgym_micro_batch_tokens": args.micro_batch_tokens}
     if not args.skip_trl:
-        trl = child(str(ensure_trl_venv()), "trl", model_path, args.steps)
+        trl = child(str(ensure_trl_venv()), "trl", model_path, args.steps, device=device)
         print(json.dumps({k: v for k, v in trl.items() if k != "per_step"}))
         headline.update({
             "trl_step_s": round(trl["step_s"], 2),
@@ -249,6 +287,11 @@ def main() -> None:
             "tokens_per_s_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
             "memory_ratio": round(ours["peak_rss_gb"] / trl["peak_rss_gb"], 2),
         })
+        if device == "cuda":
+            headline.update({"agentgym_peak_gpu_gb": ours["peak_gpu_gb"], "trl_peak_gpu_gb": trl["peak_gpu_gb"],
+                             "gpu_memory_ratio": round(ours["peak_gpu_gb"] / trl["peak_gpu_gb"], 2)})
+    elif device == "cuda":
+        headline["agentgym_peak_gpu_gb"] = ours["peak_gpu_gb"]
     print(json.dumps(headline))
 
 

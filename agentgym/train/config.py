@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agentgym.distributed.config import DistributedConfig
 from agentgym.errors import UserError
 from agentgym.guidance.config import GuidanceConfig
 from agentgym.rewards.config import RewardConfig
@@ -37,17 +38,28 @@ class LoraConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Which policy to train and how the learner holds it."""
+    """Which policy to train and how the learner holds it.
+
+    ``device``, ``dtype`` and ``autocast`` may be ``auto``; the run's saved ``config.yaml`` holds
+    what they resolved to (:mod:`agentgym.train.precision`).
+    """
 
     #: Anything ``agentgym.policy.load_policy`` accepts: "default" (SmolLM2-135M), a path, an HF id,
     #: or a backend-prefixed spec such as "hf:PATH" / "vllm:PATH".
     policy: str = "default"
-    #: Learner weights dtype. "auto": fp32 weights (bf16 autocast in the learner on CUDA);
-    #: "bfloat16": bf16 weights (half the memory; with share_weights the rollout model too).
+    #: Where the learner runs: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+    #: Learner weights dtype. "float32": fp32 master weights (bf16 autocast on CUDA, see ``autocast``);
+    #: "bfloat16": bf16 weights trained through an fp32 master copy in the optimizer (half the weight
+    #: memory; with share_weights the rollout model is that bf16 model). "auto": float32, except on
+    #: CUDA when an hf rollout policy shares the learner's weights (bfloat16).
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    #: Compute dtype for fp32 weights: "auto" = bf16 autocast on CUDA, none on the CPU.
+    autocast: Literal["auto", "bfloat16", "none"] = "auto"
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None
-    #: Extra keyword arguments for load_policy (e.g. device, max_batch_size).
+    #: Extra keyword arguments for load_policy (e.g. device, max_batch_size; for vllm:
+    #: gpu_memory_utilization, sleep_mode, weight_sync).
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -196,6 +208,9 @@ class TrainConfig(_Strict):
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     #: Where environments come from: "local" (this process's registry) or a remote factory spec.
     env_factory: str = "local"
+    #: None: everything in this process; ``{backend: ray, rollout_workers: N, ...}``: rollouts on Ray
+    #: actors (docs/distributed.md). The rest of the config means the same either way.
+    distributed: DistributedConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -8,10 +8,15 @@ keeps only the hidden states that predict sampled tokens, and computes their log
 chunk by chunk (:func:`chunked_logprobs`) before the clipped loss. Gradients accumulate
 over micro-batches with per-token weights fixed for the whole step, so the result does
 not depend on how the step was split.
+
+Precision (:mod:`agentgym.train.precision`): fp32 weights train as they are, under bf16
+autocast on CUDA; low-precision (bf16) weights train through an fp32 master copy that the
+optimizer steps on, since AdamW's small updates round away on bf16 weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from agentgym.torch_thread import call_on_torch_thread
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
+from agentgym.train.precision import MasterWeights
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -144,7 +150,12 @@ class Learner:
         temperature: float = 1.0,
         norm_tokens: int | None = None,
         pad_id: int = 0,
+        autocast: torch.dtype | None | str = "auto",
+        master_weights: bool | None = None,
     ):
+        """``autocast``: the compute dtype under ``torch.autocast`` (None: off; "auto": bf16 on
+        CUDA for fp32 weights). ``master_weights``: step an fp32 copy of the trainable weights
+        (None: whenever one of them is not fp32; False only to show what pure bf16 AdamW loses)."""
         self.model = model
         self.trainer = trainer
         self.algorithm = algorithm
@@ -153,14 +164,20 @@ class Learner:
         self.norm_tokens = norm_tokens
         self.pad_id = pad_id
         self.device = next(model.parameters()).device
-        self.autocast = self.device.type == "cuda"
-        self.parts = split_causal_lm(model)
-        self.ref_parts = split_causal_lm(ref_model) if ref_model is not None else None
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
+        all_fp32 = all(p.dtype == torch.float32 for p in params)
+        if autocast == "auto":
+            autocast = torch.bfloat16 if self.device.type == "cuda" and all_fp32 else None
+        self.autocast_dtype = autocast
+        if master_weights is None:
+            master_weights = not all_fp32
+        self.master = MasterWeights(params) if master_weights else None
+        self.parts = split_causal_lm(model)
+        self.ref_parts = split_causal_lm(ref_model) if ref_model is not None else None
         self.optimizer = torch.optim.AdamW(
-            params,
+            self.master.master if self.master is not None else params,
             lr=trainer.lr,
             betas=tuple(trainer.betas),
             eps=trainer.adam_eps,
@@ -180,7 +197,8 @@ class Learner:
         attn = mb.attention_mask.to(self.device)
         select = mb.select.to(self.device)
         targets = mb.targets.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        autocast = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             if parts is None:
                 logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1][select]
                 return logprobs_from_logits(logits, targets, self.temperature)
@@ -205,19 +223,32 @@ class Learner:
         ``update_lock`` (a ``threading.Lock``) is held while the optimizer writes the
         weights, for a rollout policy that generates with this very module.
 
-        Runs on the process's torch thread whichever thread calls it: on CPU a step on
+        On CPU it runs on the process's torch thread whichever thread calls it: a step on
         another thread gives that thread a second OpenMP team, and with more OpenMP threads
         than cores every operation of both generation and training pays a sleep and wake
         (:mod:`agentgym.torch_thread`). So a caller on another thread must not hold
         ``update_lock`` meanwhile: the step would wait for it forever.
         """
-        return call_on_torch_thread(self._step, samples, update_lock)
-
-    def _step(self, samples: Sequence[Sample], update_lock: Any) -> dict[str, Any]:
-        t0 = time.perf_counter()
         lengths = [s.num_sampled for s in samples]
         weights = token_weights(lengths, self.algorithm.aggregation, self.norm_tokens)
-        batches = pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id)
+        return self.step_weighted(samples, weights, update_lock)
+
+    def step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any = None
+                      ) -> dict[str, Any]:
+        """:meth:`step` with each sample's per-token loss weight given (a data-parallel rank gets its share
+        of a step whose weights were computed over the whole batch); on the torch thread too.
+
+        On a GPU the step runs on the calling thread: the current CUDA device is per thread
+        (torchrun's ranks set theirs on the main thread), and OpenMP teams do not matter there."""
+        if self.device.type == "cuda":
+            return self._step_weighted(samples, weights, update_lock)
+        return call_on_torch_thread(self._step_weighted, samples, weights, update_lock)
+
+    def _step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any
+                       ) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        lengths = [s.num_sampled for s in samples]
+        batches = self._align(pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id))
         ref_logps = self._reference_logprobs(batches) if self.ref_model is not None else None
         self.model.train()
         stats = LossStats()
@@ -227,6 +258,7 @@ class Learner:
         for epoch in range(self.algorithm.epochs):
             self.optimizer.zero_grad(set_to_none=True)
             for i, mb in enumerate(batches):
+                self._gradient_sync(i == len(batches) - 1)
                 t = time.perf_counter()
                 logp, entropy = self._logprobs(self.parts, self.model, mb, with_entropy=epoch == 0)
                 loss, mb_stats = ppo_loss(
@@ -241,35 +273,37 @@ class Learner:
                     entropy=entropy,
                 )
                 t1 = time.perf_counter()
-                loss.backward()
+                (loss * self.loss_scale if self.loss_scale != 1 else loss).backward()
+                if self.master is not None:
+                    self.master.accumulate()  # fp32 accumulation across micro-batches
                 fwd_s += t1 - t
                 bwd_s += time.perf_counter() - t1
-                if epoch == 0:
+                if epoch == 0 and mb.padded_tokens:  # (a data-parallel rank's idle filler has none)
                     stats.add(mb_stats)
                     loss_total += float(loss.detach())
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], self.trainer.max_grad_norm
-                )
-            )
+            grad_norm = self._clip()
             if math.isfinite(grad_norm):
-                if update_lock is not None:
-                    with update_lock:
-                        self.optimizer.step()
+                lock = update_lock if update_lock is not None else contextlib.nullcontext()
+                if self.master is not None:
+                    self.optimizer.step()  # writes the fp32 copy only: generation may go on meanwhile
+                    with lock:
+                        self.master.publish()
                 else:
-                    self.optimizer.step()
+                    with lock:
+                        self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.steps_done += 1
+        loss_total, trained, padded, stats = self._reduce(
+            loss_total, sum(lengths), sum(mb.padded_tokens for mb in batches), stats)
         elapsed = time.perf_counter() - t0
-        trained = sum(lengths)
         out = {
             "loss": loss_total,
             "grad_norm": grad_norm,
             "lr": lr,
             "tokens/trained": trained,
-            "tokens/padded": sum(mb.padded_tokens for mb in batches),
+            "tokens/padded": padded,
             "micro_batches": len(batches),
             "time/train_s": elapsed,
             "time/forward_s": fwd_s,
@@ -283,6 +317,30 @@ class Learner:
         release_free_memory()  # the step's activations and gradients are freed: give the pages back
         return out
 
+    # ----------------------------------------------------------------- hooks of a data-parallel learner
+    #: The loss is multiplied by it before backward (ranks whose gradients are averaged sum them instead).
+    loss_scale = 1
+
+    def _align(self, batches: list[MicroBatch]) -> list[MicroBatch]:
+        """The micro-batches to run (every rank must run as many)."""
+        return batches
+
+    def _gradient_sync(self, last: bool) -> None:
+        """Before each micro-batch: whether its backward reduces gradients across ranks."""
+
+    def _clip(self) -> float:
+        return float(torch.nn.utils.clip_grad_norm_(self._optimized(), self.trainer.max_grad_norm))
+
+    def _reduce(self, loss: float, trained: int, padded: int, stats: LossStats) -> tuple[float, int, int, LossStats]:
+        """The step's figures over every rank."""
+        return loss, trained, padded, stats
+
+    def _optimized(self) -> list[torch.Tensor]:
+        """The tensors AdamW steps on: the fp32 master copy, or the model's trainable weights."""
+        if self.master is not None:
+            return self.master.master
+        return [p for p in self.model.parameters() if p.requires_grad]
+
     @torch.no_grad()
     def _reference_logprobs(self, batches: list[MicroBatch]) -> list[torch.Tensor]:
         self.ref_model.eval()
@@ -290,8 +348,11 @@ class Learner:
 
     # ----------------------------------------------------------------- state
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Trainable parameters by name (tied weights appear once)."""
-        return {n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
+        """Trainable parameters by name (tied weights appear once); the fp32 master copy when there is one."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if self.master is not None:
+            return {n: m.detach().contiguous() for (n, _), m in zip(named, self.master.master)}
+        return {n: p.detach().contiguous() for n, p in named}
 
     def checkpoint_files(self) -> dict[str, Any]:
         """Writers for the checkpoint: trainable weights and optimizer + schedule state."""
@@ -328,6 +389,11 @@ class Learner:
         with torch.no_grad():
             for name, tensor in tensors.items():
                 params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+        if self.master is not None:  # the saved fp32 values, not their rounding in the model
+            names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+            with torch.no_grad():
+                for name, m in zip(names, self.master.master):
+                    m.copy_(tensors[name].to(m.device, m.dtype))
         state = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -43,7 +43,7 @@ from agentgym.train.config import TrainConfig, save_config
 from agentgym.train.credit import progress_credit
 from agentgym.train.evaluation import evaluate
 from agentgym.train.metrics import MetricsLogger, plot_learning_curve, rollout_metrics
-from agentgym.train.model import build_model, export_model, load_rollout_policy
+from agentgym.train.model import build_model, export_model, export_state, load_rollout_policy
 from agentgym.train.offpolicy import strip_groups, torch_scorer
 from agentgym.train.sampling import episode_specs
 from agentgym.train.state import restore_state, seed_everything, state_files
@@ -67,14 +67,19 @@ class TrainResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    #: This process's learner rank (a run under torchrun returns on every rank; rank 0 holds the results).
+    rank: int = 0
 
 
 class Trainer:
     """One training run (see the module docstring)."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, policy: TrainablePolicy | None = None,
-                 progress: bool | None = None):
-        self.config = config
+                 progress: bool | None = None, group: Any = None):
+        """``group``: this process is rank 0 of a multi-rank learner (:mod:`agentgym.train.parallel`)."""
+        self.config = config.model_copy(deep=True)  # the run fills in what its autos resolved to
+        self.group = group
+        self.learner: Any = None
         self.run_dir = config.run_path
         self.resume = resume
         self._policy_arg = policy
@@ -87,6 +92,8 @@ class Trainer:
         self.engine: RolloutEngine | None = None
         self.scoring: RewardPipeline | None = None
         self.factory = env_factory(config.env_factory)
+        self.distributed: Any = None  # agentgym.distributed.driver.RayDriver in a Ray run
+        self._engine_client: Any = None
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> Path | None:
@@ -110,21 +117,44 @@ class Trainer:
         if cfg.trainer.threads:
             torch.set_num_threads(cfg.trainer.threads)
         seed_everything(cfg.seed)
-        self.policy = self._policy_arg if self._policy_arg is not None else load_rollout_policy(cfg)
-        setup = build_model(cfg, self.policy)
+        sharded = None
+        if self.group is not None:  # every rank builds its shard first, in the same order
+            from agentgym.train.parallel import build_sharded, compute_dtype
+
+            compute = compute_dtype(self.group, cfg)
+            sharded = (*build_sharded(cfg, self.group, compute), compute)
+        # the rollout policy: given, the client of Ray's vLLM engine actors (the driver generates there too), or loaded
+        self.policy = self._policy_arg or self._engine_client or load_rollout_policy(cfg)
+        setup = build_model(cfg, self.policy, group=self.group, sharded=sharded)
         self.model, self.sync = setup.model, setup.sync
         max_turns = cfg.rollout.max_turns
-        self.learner = Learner(
-            setup.model, cfg.trainer, cfg.algorithm, ref_model=setup.ref_model,
-            temperature=cfg.rollout.temperature,
-            norm_tokens=cfg.rollout.max_tokens * max_turns if max_turns else None,
-            pad_id=getattr(self.policy.tokenizer, "pad_token_id", None) or 0,
-        )
+        precision = setup.precision
+        pad_id = getattr(self.policy.tokenizer, "pad_token_id", None) or 0
+        if self.group is not None:
+            from agentgym.train.parallel import make_learner
+
+            self.learner = make_learner(cfg, self.group, setup.model, setup.ref_model, pad_id)
+            cfg.pipeline.share_weights = False  # rank 0's rollout policy keeps its own copy
+        else:
+            self.learner = Learner(
+                setup.model, cfg.trainer, cfg.algorithm, ref_model=setup.ref_model,
+                temperature=cfg.rollout.temperature,
+                norm_tokens=cfg.rollout.max_tokens * max_turns if max_turns else None,
+                pad_id=pad_id, autocast=precision.autocast_dtype, master_weights=precision.master_weights,
+            )
+        # the run's saved config states what the autos resolved to
+        cfg.model.device, cfg.model.dtype, cfg.model.autocast = precision.device, precision.dtype, precision.autocast
+        save_config(cfg, self.run_dir / "config.yaml")
+        ranks = f" x {self.group.world_size} ranks (FSDP2)" if self.group is not None else ""
+        log.info("learner: %s%s; weight sync: %s", precision.describe(), ranks, self.sync.mode)
 
     def _wire(self) -> None:
         """The engine, the scoring pass, guidance and the strip scorer around the policy."""
         cfg = self.config
-        self.engine = RolloutEngine(self.policy, cfg.rollout.engine_config(), factory=self.factory)
+        if self.distributed is not None:  # episodes run on Ray workers
+            self.engine = self.distributed.rollout_engine(self.policy, self.factory)
+        else:
+            self.engine = RolloutEngine(self.policy, cfg.rollout.engine_config(), factory=self.factory)
         self.scoring = RewardPipeline.from_config(cfg.rewards, progress=cfg.progress, policy=self.policy)
         self.guided = (GuidedRollouts(cfg.guidance, build_providers(cfg.guidance, self.policy), seed=cfg.seed)
                        if cfg.guidance.enabled else None)
@@ -185,12 +215,15 @@ class Trainer:
         metrics.update(progress_metrics(flat))
         metrics.update(self.scoring.metrics())
         metrics.update(stats.metrics())
+        if self.distributed is not None:
+            metrics.update(self.distributed.metrics())
         gen_s = batch.metrics.get("time/generation_s", 0.0)
         metrics["time/wait_s"] = wait_s
         metrics["tokens/generated_per_s"] = metrics.get("tokens/generated", 0) / gen_s if gen_s > 0 else 0.0
+        await self.sync.before_step()
         learned, sync_s = await run_on_torch_thread(self._learn_and_publish, samples)
         t = time.perf_counter()
-        await self.sync.apublish()
+        await self.sync.apublish(self.version + 1)
         sync_s += time.perf_counter() - t
         if learned is not None:
             metrics.update(learned)
@@ -208,6 +241,15 @@ class Trainer:
         t = time.perf_counter()
         self.sync.publish()
         return learned, time.perf_counter() - t
+
+    def _export(self, folder: Path) -> None:
+        if self.group is not None:  # gather the shards, save through a CPU copy
+            from agentgym.train.parallel import model_folder
+
+            export_state(model_folder(self.config.model.policy), self.learner.full_state(), self.policy.tokenizer,
+                         folder)
+        else:
+            export_model(self.model, self.policy.tokenizer, folder)
 
     # ----------------------------------------------------------------- checkpoints
     def _save(self, step: int) -> None:
@@ -239,6 +281,10 @@ class Trainer:
 
     async def run(self) -> TrainResult:
         cfg = self.config
+        if cfg.distributed is not None:
+            from agentgym.distributed.driver import open_distributed
+
+            self.distributed = open_distributed(cfg)  # runs worker_setup here too, so env ids validate
         for entry in [*cfg.envs, *(cfg.eval.envs or [])]:  # a wrong id or argument fails now, before any model
             await asyncio.to_thread(self.factory.validate, entry.id, entry.kwargs)  # remote: an HTTP call
         resume_from = self._prepare_run_dir()
@@ -257,11 +303,21 @@ class Trainer:
         producer: asyncio.Task | None = None
         bar = logger = None
         try:
+            if self.distributed is not None:
+                self.distributed.connect()  # joins or starts the Ray cluster (stopped in _shutdown if started)
+                if cfg.distributed.learner_ranks > 1:
+                    if self.group is not None:
+                        raise UserError("this run is under torchrun and sets distributed.learner_ranks: start the "
+                                        "learner ranks one way, not both.")
+                    self.group = await self.distributed.start_learners()
+                self._engine_client = await self.distributed.start_engines()  # None without engine actors
             await run_on_torch_thread(self._build)
             self._wire()
+            if self.distributed is not None:
+                self.sync = await self.distributed.start(self.sync)
             if resume_from is not None:
                 await run_on_torch_thread(self._restore, resume_from)
-                await self.sync.apublish()
+                await self.sync.apublish(self.version)
             elif self.resume:
                 log.info("no valid checkpoint in %s; starting from step 0", self.ckpt_dir)
             self._t_start = time.perf_counter()
@@ -302,7 +358,7 @@ class Trainer:
             if cfg.eval.at_end:
                 await self._evaluate(total, "end", logger, result)
             if cfg.checkpoint.export_final:
-                await run_on_torch_thread(export_model, self.model, self.policy.tokenizer, self.run_dir / "final")
+                await run_on_torch_thread(self._export, self.run_dir / "final")
         finally:
             await self._shutdown(producer, bar, logger)
         result.wall_s = self.elapsed_before + time.perf_counter() - self._t_start
@@ -331,6 +387,22 @@ class Trainer:
         await self.factory.aclose()
         if self._policy_arg is None and self.policy is not None:
             await self.policy.close()
+        if self.group is not None:
+            await run_on_torch_thread(self._release_ranks)
+        if self.distributed is not None:
+            await self.distributed.close()
+
+    def _release_ranks(self) -> None:
+        """Tell the other learner ranks to leave (they wait for rank 0's commands), then leave the group.
+
+        Ray-launched ranks that already ended (failed) are not waited for; their actors are stopped with
+        the cluster's other actors. (Under torchrun, a rank that fails ends every rank.)
+        """
+        try:
+            if self.distributed is None or self.distributed.learners_alive():
+                self.group.command("stop")
+        finally:
+            self.group.close()
 
 
 def _progress_bar(enabled: bool, total: int, initial: int):
@@ -360,11 +432,22 @@ def _update_bar(bar, metrics: dict[str, Any]) -> None:
 
 def train(config: TrainConfig, *, resume: bool = False, policy: TrainablePolicy | None = None,
           progress: bool | None = None) -> TrainResult:
-    """Run training to completion (synchronous entry point for the CLI and scripts)."""
+    """Run training to completion (synchronous entry point for the CLI and scripts).
+
+    Under ``torchrun --nproc-per-node N`` every rank calls this: rank 0 trains (its learner is
+    sharded over the N ranks) and the others follow its learner steps (:mod:`agentgym.train.parallel`).
+    """
     limit_malloc_growth()
+    from agentgym.train.parallel import init_from_env, run_follower
+
+    group = init_from_env()
+    if group is not None and not group.is_driver:
+        t = time.perf_counter()
+        run_follower(config, group)
+        return TrainResult(config.run_path, 0, wall_s=time.perf_counter() - t, rank=group.rank)
 
     async def main() -> TrainResult:
         asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
-        return await Trainer(config, resume=resume, policy=policy, progress=progress).run()
+        return await Trainer(config, resume=resume, policy=policy, progress=progress, group=group).run()
 
     return asyncio.run(main())

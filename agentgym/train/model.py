@@ -4,8 +4,9 @@ Where the policy's weights live decides the rest (:meth:`~agentgym.policy.base.
 TrainablePolicy.weights`): an hf policy generates with a torch module in this process, so the
 learner trains that very module (``pipeline.share_weights``) or a copy of it; a vLLM policy
 holds its own copy, so the learner loads the same weights from the model folder with
-transformers and pushes its state after each step. ``model.dtype`` sets the learner's weights
-(``auto``: fp32, with bf16 autocast on CUDA inside the learner).
+transformers and pushes its state after each step. The learner runs where ``model.device`` says
+(CUDA when present, whatever the sync mode), in the precision :func:`agentgym.train.precision.
+resolve` picks from ``model.dtype`` / ``model.autocast``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from agentgym.errors import UserError, require
 from agentgym.policy.base import LocalWeights, TrainablePolicy
 from agentgym.train.config import TrainConfig
+from agentgym.train.precision import Precision, resolve
 from agentgym.train.weights import CopySync, PushSync, SharedSync, WeightSync
 
 
@@ -30,6 +32,7 @@ class ModelSetup:
     model: Any
     ref_model: Any
     sync: WeightSync
+    precision: Precision
 
 
 def load_rollout_policy(config: TrainConfig) -> TrainablePolicy:
@@ -43,14 +46,28 @@ def load_rollout_policy(config: TrainConfig) -> TrainablePolicy:
     return policy
 
 
-def build_model(config: TrainConfig, policy: TrainablePolicy) -> ModelSetup:
-    """The learner's model, reference model and weight sync for ``policy`` (run on the torch thread)."""
+def build_model(config: TrainConfig, policy: TrainablePolicy, *, group: Any = None, sharded: Any = None) -> ModelSetup:
+    """The learner's model, reference model and weight sync for ``policy`` (run on the torch thread).
+
+    With a multi-rank learner (``group``, :mod:`agentgym.train.parallel`) the model is ``sharded``
+    (its :class:`~agentgym.train.parallel.LogprobModule` root and reference root, built on every
+    rank) and the sync copies or pushes the full weights gathered to rank 0.
+    """
+    import torch
+
+    if group is not None:
+        return _sharded_setup(config, policy, group, sharded)
     weights = policy.weights()
+    shared = isinstance(weights, LocalWeights) and config.pipeline.share_weights
+    shared_device = str(_device_of(weights.module)) if shared else None
+    m = config.model
+    precision = resolve(m.device, m.dtype, m.autocast, shared_device=shared_device)
+    dtype = getattr(torch, precision.dtype)
     if isinstance(weights, LocalWeights):
-        model = weights.module if config.pipeline.share_weights else copy.deepcopy(weights.module)
+        model = weights.module if shared else copy.deepcopy(weights.module)
     else:
-        model = _load_from_folder(weights.path)
-    model = _to_dtype(model, config.model.dtype)
+        model = _load_from_folder(weights.path, dtype)
+    model = model.to(device=precision.device, dtype=dtype)
     if config.model.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
     ref_model = copy.deepcopy(model).requires_grad_(False).eval() if config.algorithm.kl_coef > 0 else None
@@ -59,27 +76,48 @@ def build_model(config: TrainConfig, policy: TrainablePolicy) -> ModelSetup:
     else:
         model.requires_grad_(True)
     if not isinstance(weights, LocalWeights):
-        sync: WeightSync = PushSync(policy, model)
-    elif config.pipeline.share_weights:
+        sync: WeightSync = PushSync(policy, model, colocated=precision.device.startswith("cuda"))
+    elif shared:
         sync = SharedSync(policy, model, weights)
     else:
         sync = CopySync(policy, model, weights)
-    return ModelSetup(policy, model, ref_model, sync)
+    return ModelSetup(policy, model, ref_model, sync, precision)
 
 
-def _load_from_folder(path: str) -> Any:
+def _sharded_setup(config: TrainConfig, policy: TrainablePolicy, group: Any, sharded: Any) -> ModelSetup:
+    import functools
+
+    from agentgym.train.parallel import full_state
+
+    root, ref_root, compute = sharded
+    precision = Precision(group.device, "float32", "bfloat16" if compute is not None else "none")
+    state_fn = functools.partial(full_state, group, root)
+    weights = policy.weights()
+    if isinstance(weights, LocalWeights):  # the hf policy keeps its own copy: a sharded model cannot be shared
+        sync: WeightSync = CopySync(policy, root.lm, weights, state_fn=state_fn)
+    else:
+        sync = PushSync(policy, root.lm, colocated=group.device.startswith("cuda"), state_fn=state_fn)
+    return ModelSetup(policy, root, ref_root, sync, precision)
+
+
+def export_state(source: str, state: dict[str, Any], tokenizer: Any, folder: Path) -> None:
+    """Export full weights (a sharded learner's, gathered) as a model folder, through a CPU copy of ``source``."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model.load_state_dict(state, strict=False)
+    export_model(model, tokenizer, folder)
 
 
-def _to_dtype(model: Any, dtype: str) -> Any:
-    """``float32`` / ``auto``: fp32 weights (the learner autocasts to bf16 on CUDA); ``bfloat16``: bf16."""
-    import torch
+def _device_of(module: Any) -> Any:
+    return next(module.parameters()).device
 
-    if dtype == "bfloat16":
-        return model.to(torch.bfloat16)
-    return model.float()
+
+def _load_from_folder(path: str, dtype: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
 
 
 def apply_lora(model: Any, cfg: TrainConfig) -> Any:
