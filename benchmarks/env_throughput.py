@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--sokoban-steps", type=int, default=4_000)
     parser.add_argument("--gem-steps", type=int, default=1_000)
     parser.add_argument("--no-gem", action="store_true", help="skip GEM (no virtualenv is created)")
+    parser.add_argument("--families", default="alfworld,webshop",
+                        help="also run these environment families' throughput benchmarks "
+                             "(throughput_<name>.py, each against its own peer); '' for none")
     args = parser.parse_args()
 
     import agentgym
@@ -179,7 +182,29 @@ def main() -> None:
             "sokoban_vs_gem": round(med(sok_oracle) / gem_rate, 1),
             "sokoban_random_vs_gem": round(med(sok_random) / gem_rate, 1),
         })
+    for family in filter(None, (f.strip() for f in args.families.split(","))):
+        result[family] = family_figures(family)
     print(json.dumps(result))
+
+
+def family_figures(family: str) -> dict:
+    """``benchmarks/throughput_<family>.py``'s ``measure()`` with its defaults; a family whose
+    packages are missing is reported as skipped, with the reason."""
+    import importlib.util
+
+    path = Path(__file__).with_name(f"throughput_{family}.py")
+    if not path.exists():
+        raise SystemExit(f"no benchmark {path.name} for --families {family}")
+    spec = importlib.util.spec_from_file_location(f"throughput_{family}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        figures = module.measure()
+    except ImportError as exc:
+        print(f"{family}: skipped ({exc})", file=sys.stderr)
+        return {"skipped": str(exc)}
+    print(f"{family}: {json.dumps(figures)[:300]}", file=sys.stderr)
+    return figures
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
         self._done = False
         self._last_obs = {"role": "user", "content": prompt}
         info: dict[str, Any] = {"task_id": task.id, "task": task, "system_prompt": self.system_prompt,
-                                "hooks": self._protocol_hooks}
+                                "hooks": list(self._protocol_hooks)}
         if self.tools:
             info["tools"] = self.tool_schemas
         if "valid_actions" in self._own_hooks:
