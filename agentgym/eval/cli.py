@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     out = args.out or default_out(args.suite, args.policy)
+    preflight(suite, args.policy, out, args.env_factory)
     config = RolloutConfig(max_batch=args.max_batch, episode_timeout_s=args.timeout, step_timeout_s=args.step_timeout,
                            env_concurrency=dict(args.env_concurrency or []))
     result = evaluate(
@@ -85,6 +86,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"{overall['failed']} episode(s) failed; see `error` in trajectories.jsonl "
               f"(`agentgym trajectories show {out}/trajectories.jsonl --failed`).", file=sys.stderr)
     return 0
+
+
+def preflight(suite, policy: str, out: Path, factory_spec: str | None) -> None:
+    """Before any model loads: the policy spec parsed, --out writable, every suite env built once
+    (:func:`agentgym.core.preflight.check_env`); each failure one line naming the file and key."""
+    import asyncio
+
+    from agentgym.core.factory import env_factory
+    from agentgym.core.preflight import check_env, check_writable_dir
+    from agentgym.policy.load import parse_policy_spec
+
+    try:
+        parse_policy_spec(policy)
+    except UserError as exc:
+        raise UserError(f"--policy: {exc}") from exc
+    check_writable_dir(out, where="--out")
+
+    async def check() -> None:
+        factory = env_factory(factory_spec or suite.env_factory)
+        try:
+            for i, entry in enumerate(suite.envs):
+                await check_env(factory, entry.id, entry.env_kwargs(), where=f"{suite.source or suite.name}: envs.{i}")
+        finally:
+            await factory.aclose()
+
+    asyncio.run(check())
 
 
 def compare(args: argparse.Namespace) -> int:
