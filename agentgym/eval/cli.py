@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     out = args.out or default_out(args.suite, args.policy)
     preflight(suite, args.policy, out, args.env_factory)
+    from agentgym.console import show_logs
+
+    show_logs()
     config = RolloutConfig(max_batch=args.max_batch, episode_timeout_s=args.timeout, step_timeout_s=args.step_timeout,
                            env_concurrency=dict(args.env_concurrency or []))
     result = evaluate(
