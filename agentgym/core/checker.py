@@ -56,6 +56,7 @@ def check_text_env(
         ("garbage tool calls never raise", lambda: fuzz_garbage(make_env(), garbage_actions, time_budget_s, seed)),
         ("async protocol", lambda: asyncio.run(_protocol(make_env(), seed))),
         ("tools described", lambda: hook_checks.tools_described(_class_of(make_env))),
+        ("tasks split", lambda: hook_checks.tasks_split(make_env())),
         ("oracle solves episodes", lambda: hook_checks.oracle_solves(make_env, seed)),
         ("progress in [0, 1]", lambda: hook_checks.progress_in_range(make_env, seed)),
     ]

@@ -231,7 +231,9 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             candidate = self.generate_task(i)
             if split_of(candidate.fingerprint()) == self.split:
                 return candidate
-        raise RuntimeError("the task generator produced no task of the requested split")
+        raise UserError(f"{type(self).__name__}.generate_task gave no {self.split}-split task in 10,000 tries: tasks "
+                        "go to a split by a hash of their `inputs`, so give each task distinct inputs (e.g. its "
+                        "index or its puzzle).")
 
     def _task_by_id(self, task_id: str) -> Task:
         """``options={"task_id": ...}``: the task with that id from the fixed task or the task list."""

@@ -6,6 +6,8 @@
 - **the oracle solves episodes**: following ``oracle_action()`` from a few seeds ends every episode
   with ``success`` true (an oracle that does not is a wrong ``scripted:oracle`` baseline and wrong
   hints);
+- **tasks split**: ``generate_task(i)`` gives tasks with distinct ``inputs`` (the split is a hash of
+  them, so tasks that all look alike land in one split and the other has none), some in the env's split;
 - **progress and hints have the right types**: ``progress()`` is None or a number in [0, 1] after
   every reset and step (invalid replies included), ``hint()`` is None or a string.
 
@@ -23,6 +25,7 @@ from agentgym.core.protocol import AsyncEnv
 from agentgym.core.tools import collect_tools, parse_docstring
 
 ORACLE_EPISODES = 5
+SPLIT_SAMPLE = 200
 
 
 def tools_described(cls: type) -> str:
@@ -42,6 +45,26 @@ def tools_described(cls: type) -> str:
                 problems.append(f"tool {name!r}: parameter {pname!r} is not described under `Args:` in its docstring")
     assert not problems, "; ".join(problems)
     return f"{len(tools)} tool(s) with docstrings and typed, described parameters" if tools else "no tools"
+
+
+def tasks_split(env: Any, count: int = SPLIT_SAMPLE) -> str:
+    """``generate_task(0..count-1)`` gives distinct inputs, some in the env's split (skipped without a generator)."""
+    from agentgym.core.task import split_of
+
+    split = getattr(env, "split", "train")
+    try:
+        tasks = [env.generate_task(i) for i in range(count)]
+    except NotImplementedError:
+        return "no task generator (tasks given with task= or tasks=): skipped"
+    finally:
+        env.close()
+    prints = {t.fingerprint() for t in tasks}
+    assert len(prints) > 1, (f"generate_task(0..{count - 1}) gave tasks with the same `inputs`: the split is a hash "
+                             "of the inputs, so one split gets them all; put what tells tasks apart in `inputs`")
+    mine = sum(split_of(p) == split for p in prints)
+    assert mine, (f"generate_task(0..{count - 1}) gave {len(prints)} distinct inputs, none in the {split} split; "
+                  "make more tasks distinct")
+    return f"{len(prints)} distinct tasks of {count}, {mine} in the {split} split"
 
 
 def _check_progress(value: Any, where: str) -> None:

@@ -108,8 +108,8 @@ def generate_split(
             return out
     raise UserError(f"could only generate {len(out)} distinct {split} tasks of {count} asked for: generate_task "
                     f"gave {len(distinct)} distinct tasks in {tries} calls, and tasks go to the train or test split "
-                    f"by a hash of their content (~{test_fraction:.0%} test); ask for fewer, or make generate_task(i) "
-                    "vary with i.")
+                    f"by a hash of their `inputs` (~{test_fraction:.0%} test); ask for fewer, or give each task "
+                    "distinct inputs.")
 
 
 def _stream(seed: int, n: int) -> Iterator[int]:

@@ -72,3 +72,14 @@ def test_an_oracle_that_does_not_solve_fails():
 def test_progress_outside_0_1_fails():
     r = results(BadProgress)
     assert not r["progress in [0, 1]"].passed and "2.5" in r["progress in [0, 1]"].detail
+
+
+class SameInputs(Good):
+    def generate_task(self, index: int) -> Task:
+        return Task(id=f"t{index}", inputs={}, reference={"n": index % 5})
+
+
+def test_tasks_that_all_look_alike_fail_the_split_check():
+    assert results(Good)["tasks split"].passed
+    r = results(SameInputs)["tasks split"]
+    assert not r.passed and "same `inputs`" in r.detail

@@ -65,3 +65,14 @@ def test_learning_curve_has_whole_step_ticks(tmp_path):
     finally:
         plt.Figure.savefig = real_savefig
     assert captured["ticks"] and all(float(t).is_integer() for t in captured["ticks"])
+
+
+def test_eval_env_instead_of_a_suite(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["eval", "--env", "maze-easy/v0", "--num-tasks", "4", "--policy", "scripted:oracle", "--out", str(out),
+                 "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["overall"]["episodes"] == 4 and results["overall"]["success_rate"] == 1.0
+    assert main(["eval", "--env", "maze-esy/v0", "--policy", "scripted:oracle"]) == 2
+    assert "envs.0.id: unknown environment 'maze-esy/v0'" in capsys.readouterr().err
+    assert main(["eval", "--env", "maze/v0", "--suite", "maze_easy", "--policy", "scripted:oracle"]) == 2
