@@ -186,7 +186,7 @@ class HealthConfig(_Strict):
     invalid_action_rate: float = Field(0.5, ge=0, le=1)
     #: Fraction of episodes that hit the turn or token limit.
     truncation_rate: float = Field(0.95, ge=0, le=1)
-    #: A step slower than this many times the median step so far.
+    #: A step slower than this many times the median step so far (and at least 5 s over it).
     slow_step_factor: float = Field(3.0, gt=1)
 
 

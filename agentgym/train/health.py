@@ -25,6 +25,9 @@ from agentgym.train.config import HealthConfig
 
 log = logging.getLogger(__name__)
 
+#: A slow step must also be this many seconds over the median (short steps jitter on a shared machine).
+SLOW_STEP_MIN_S = 5.0
+
 
 def raise_if_all_failed(groups: Sequence[Sequence[Trajectory]], step: int, where: str = "") -> None:
     """Raise a one-line :class:`UserError` with the first error when no episode of the step finished."""
@@ -87,7 +90,7 @@ class RunHealth:
         if secs is not None:
             if len(self._step_times) >= 3:
                 median = statistics.median(self._step_times)
-                if median > 0 and secs > th.slow_step_factor * median:
+                if median > 0 and secs > th.slow_step_factor * median and secs - median > SLOW_STEP_MIN_S:
                     found["slow_step"] = MESSAGES["slow_step"].format(secs=secs, factor=secs / median, median=median)
             self._step_times.append(secs)
         for name, message in found.items():
