@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from typing import Any, Callable, get_type_hints
+from collections.abc import Callable
+from typing import Any, get_type_hints
 
 from agentgym.core.protocol import AsyncEnv
 from agentgym.core.tools import collect_tools, parse_docstring

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
                         ("--max-batch", args.max_batch)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1.")
-    from agentgym.eval.runner import evaluate
     from agentgym.eval.report import REPORT, SUCCESS_PLOT, TURNS_PLOT
+    from agentgym.eval.runner import evaluate
     from agentgym.eval.suite import load_suite
     from agentgym.rollout.config import RolloutConfig
 

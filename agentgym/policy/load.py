@@ -39,9 +39,9 @@ def parse_policy_spec(spec: str) -> tuple[str, str]:
     backend, sep, rest = spec.partition(":")
     if not sep or backend not in BACKENDS or not rest:
         raise UserError(f"unknown policy {spec!r}: use one of {SPEC_HELP}.")
-    if backend in ("hf", "vllm") and rest.lower() not in ALIASES and rest.startswith(("/", "./", "../", "~")):
-        if not Path(rest).expanduser().exists():
-            raise UserError(f"policy {spec!r}: cannot load {rest}: there is no such model folder.")
+    local = backend in ("hf", "vllm") and rest.lower() not in ALIASES and rest.startswith(("/", "./", "../", "~"))
+    if local and not Path(rest).expanduser().exists():
+        raise UserError(f"policy {spec!r}: cannot load {rest}: there is no such model folder.")
     if backend == "openai" and not rest.startswith(("http://", "https://")):
         raise UserError(f"policy {spec!r} needs a URL: openai:http://HOST:PORT/v1#MODEL.")
     if backend == "scripted":

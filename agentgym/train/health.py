@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from agentgym.errors import UserError
 from agentgym.rollout.trajectory import Trajectory

@@ -12,7 +12,9 @@ runs the learner step and the weight sync's torch part as one job on the torch t
 (:mod:`~agentgym.train.weights`) and bumps the version. ``max_staleness=0`` is the synchronous
 loop; ``1`` overlaps the rollouts of step ``s+1`` with training on ``s``. Every trajectory
 records the version that produced it, and the importance ratio against its behaviour
-log-probs corrects for the lag.
+log-probs corrects for the lag. After each step :mod:`~agentgym.train.health` warns about a run
+that cannot learn (flat rewards, invalid actions, truncation, slow steps); a step in which every
+episode failed stops the run.
 """
 
 from __future__ import annotations
