@@ -95,7 +95,7 @@ def _config(tmp_path, tiny_folder, env_id, *extra):
 def test_a_step_where_every_episode_errors_stops_the_run(tmp_path, tiny_folder):
     from agentgym.train.loop import train
 
-    cfg = _config(tmp_path, tiny_folder, "health-broken/v0", "trainer.steps=3")
+    cfg = _config(tmp_path, tiny_folder, "health-broken/v0", "trainer.steps=3", "pipeline.max_staleness=1")
     with pytest.raises(UserError, match="all 4 episodes failed.*the env's database is gone"):
         train(cfg)
     assert not (cfg.run_path / "checkpoints").exists() or not any((cfg.run_path / "checkpoints").iterdir())
