@@ -392,9 +392,11 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
     def _no_action_message(self) -> str:
         if self.tools:
             names = ", ".join(self.tools)
+            first = next(iter(self.tools))
             return (
                 "Error: no action found. Call one of the tools "
-                f"({names}) as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>."
+                f"({names}) as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>, "
+                f"or as {first}[ARGUMENT]."
             )
         return "Error: no action found in the reply."
 
