@@ -32,3 +32,12 @@ def require(module: str, extra: str, what: str = ""):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtraError(module.split(".")[0], extra, what) from exc
+
+
+def yaml_error(path: object, exc: Exception) -> UserError:
+    """One line for a YAML syntax error: the file, the line and column, and what is wrong there
+    (PyYAML's own message names ``<unicode string>`` and spans several lines)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
+    return UserError(f"{where}: not valid YAML ({problem}).")

@@ -6,7 +6,8 @@ Three forms are understood, tried in this order:
 2. ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks, as emitted by
    Qwen/Hermes chat templates (an unclosed final block is accepted: generation often
    stops on the closing tag);
-3. ``name[argument]`` for a known tool, the argument going to its first parameter.
+3. ``name[argument]`` for a known tool, the argument going to its first parameter (one pair of
+   quotes around it is dropped: ``name["a b"]`` is ``name[a b]``).
 
 Parsing never raises on model output (integers of any size, any nesting, lone
 surrogates): problems come back as :class:`ActionError` with a message meant to be shown
@@ -178,6 +179,8 @@ def _from_brackets(text: str, tools: ToolParams) -> list[ToolCall] | None:
     calls = []
     for m in _bracket_pattern(tuple(tools)).finditer(text):
         name, arg = m.group(1), _clean(m.group(2).strip())
+        if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "\"'":  # move["up"] means move[up]
+            arg = arg[1:-1]
         params = tools[name]
         args = {params[0]: arg} if params and arg else {}
         calls.append(ToolCall(name, args))

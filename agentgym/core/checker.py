@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from agentgym.core import hook_checks
 from agentgym.core.actions import openai_calls, parse_text, tool_params
 from agentgym.core.env import TextEnv
 from agentgym.core.protocol import AsyncEnv, StepResult
@@ -54,6 +55,10 @@ def check_text_env(
         ("fuzzed actions never raise", lambda: _fuzz(make_env(), fuzz_actions, time_budget_s, seed)),
         ("garbage tool calls never raise", lambda: fuzz_garbage(make_env(), garbage_actions, time_budget_s, seed)),
         ("async protocol", lambda: asyncio.run(_protocol(make_env(), seed))),
+        ("tools described", lambda: hook_checks.tools_described(_class_of(make_env))),
+        ("tasks split", lambda: hook_checks.tasks_split(make_env())),
+        ("oracle solves episodes", lambda: hook_checks.oracle_solves(make_env, seed)),
+        ("progress in [0, 1]", lambda: hook_checks.progress_in_range(make_env, seed)),
     ]
     results = []
     for name, fn in checks:
@@ -64,6 +69,12 @@ def check_text_env(
             tb = traceback.format_exc(limit=-3)
             results.append(CheckResult(name, False, f"{type(exc).__name__}: {exc}\n{tb}"))
     return results
+
+
+def _class_of(make_env: Callable[[], TextEnv]) -> type:
+    env = make_env()
+    env.close()
+    return type(env)
 
 
 def _gymnasium_check(env: TextEnv) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from agentgym.errors import UserError
@@ -43,13 +44,16 @@ def list_envs(args: argparse.Namespace) -> int:
     from agentgym.core.registry import plugin_errors, registry
 
     specs = registry()
-    rows = [("ID", "DESCRIPTION", "TOOLS", "EXTRA")]
+    rows = [("ID", "TOOLS", "EXTRA", "DESCRIPTION")]
     for spec in specs.values():
         tools, status = _tools_and_status(spec)
-        rows.append((spec.id, spec.description, tools, status))
+        rows.append((spec.id, tools, status, " ".join(spec.description.split())))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    # the description comes last and, on a terminal, is cut at its width: no line wraps
+    room = shutil.get_terminal_size((0, 0)).columns - sum(widths) - 6 if sys.stdout.isatty() else 0
     for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip())
+        text = r[3] if room < 20 or len(r[3]) <= room else r[3][: room - 1] + "…"
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {text}".rstrip())
     for name, err in plugin_errors().items():
         print(f"warning: the entry point {name!r} failed to load: {err}", file=sys.stderr)
     return 0

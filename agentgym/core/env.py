@@ -231,7 +231,9 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
             candidate = self.generate_task(i)
             if split_of(candidate.fingerprint()) == self.split:
                 return candidate
-        raise RuntimeError("the task generator produced no task of the requested split")
+        raise UserError(f"{type(self).__name__}.generate_task gave no {self.split}-split task in 10,000 tries: tasks "
+                        "go to a split by a hash of their `inputs`, so give each task distinct inputs (e.g. its "
+                        "index or its puzzle).")
 
     def _task_by_id(self, task_id: str) -> Task:
         """``options={"task_id": ...}``: the task with that id from the fixed task or the task list."""
@@ -390,9 +392,11 @@ class TextEnv(HookRunner, gym.Env, AsyncEnv):
     def _no_action_message(self) -> str:
         if self.tools:
             names = ", ".join(self.tools)
+            first = next(iter(self.tools))
             return (
                 "Error: no action found. Call one of the tools "
-                f"({names}) as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>."
+                f"({names}) as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>, "
+                f"or as {first}[ARGUMENT]."
             )
         return "Error: no action found in the reply."
 

@@ -94,16 +94,22 @@ def generate_split(
     """
     out: list[Task] = []
     seen: set[str] = set()
-    for i in _stream(seed, count * max_tries_factor):
+    distinct: set[str] = set()
+    tries = count * max_tries_factor
+    for i in _stream(seed, tries):
         task = make_task(i)
         fp = task.fingerprint()
+        distinct.add(fp)
         if fp in seen or split_of(fp, test_fraction) != split:
             continue
         seen.add(fp)
         out.append(task)
         if len(out) == count:
             return out
-    raise UserError(f"could only generate {len(out)} distinct {split} tasks of {count} asked for; ask for fewer.")
+    raise UserError(f"could only generate {len(out)} distinct {split} tasks of {count} asked for: generate_task "
+                    f"gave {len(distinct)} distinct tasks in {tries} calls, and tasks go to the train or test split "
+                    f"by a hash of their `inputs` (~{test_fraction:.0%} test); ask for fewer, or give each task "
+                    "distinct inputs.")
 
 
 def _stream(seed: int, n: int) -> Iterator[int]:

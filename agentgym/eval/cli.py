@@ -12,6 +12,9 @@ from agentgym.errors import UserError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", help="suite name (configs/suites/NAME.yaml) or a YAML path")
+    parser.add_argument("--env", action="append", metavar="ID",
+                        help="instead of --suite: these environment ids (repeatable), 20 test-split tasks each "
+                             "(change with --num-tasks), the env's own arguments")
     parser.add_argument("--policy", help="policy spec, e.g. scripted:oracle, scripted:random, hf:PATH, openai:URL")
     parser.add_argument("-n", "--samples", type=int, help="samples per task (overrides the suite)")
     parser.add_argument("--num-tasks", type=int, help="tasks per environment (overrides the suite)")
@@ -50,19 +53,24 @@ def default_out(suite: str, policy: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.suite or not args.policy:
-        raise UserError("give --suite and --policy (e.g. `agentgym eval --suite maze_easy --policy scripted:oracle`).")
+    if bool(args.suite) == bool(args.env) or not args.policy:
+        raise UserError("give --suite (or --env ID) and --policy, e.g. `agentgym eval --suite maze_easy --policy "
+                        "scripted:oracle` or `agentgym eval --env maze/v0 --policy scripted:oracle`.")
     for flag, value in (("-n", args.samples), ("--num-tasks", args.num_tasks), ("--max-turns", args.max_turns),
                         ("--max-batch", args.max_batch)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1.")
-    from agentgym.eval.runner import evaluate
     from agentgym.eval.report import REPORT, SUCCESS_PLOT, TURNS_PLOT
+    from agentgym.eval.runner import evaluate
     from agentgym.eval.suite import load_suite
     from agentgym.rollout.config import RolloutConfig
 
-    suite = load_suite(args.suite)
-    out = args.out or default_out(args.suite, args.policy)
+    suite = load_suite(args.suite) if args.suite else env_suite(args.env)
+    out = args.out or default_out(args.suite or suite.name, args.policy)
+    preflight(suite, args.policy, out, args.env_factory)
+    from agentgym.console import show_logs
+
+    show_logs()
     config = RolloutConfig(max_batch=args.max_batch, episode_timeout_s=args.timeout, step_timeout_s=args.step_timeout,
                            env_concurrency=dict(args.env_concurrency or []))
     result = evaluate(
@@ -85,6 +93,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"{overall['failed']} episode(s) failed; see `error` in trajectories.jsonl "
               f"(`agentgym trajectories show {out}/trajectories.jsonl --failed`).", file=sys.stderr)
     return 0
+
+
+def env_suite(env_ids: list[str]):
+    """A suite of the given env ids with the defaults of a suite entry (``--env``)."""
+    from agentgym.eval.suite import Suite, SuiteEnv
+
+    name = "+".join(re.sub(r"[^A-Za-z0-9_.-]+", "-", i).strip("-") for i in env_ids)
+    try:
+        return Suite(name=name, envs=[SuiteEnv(id=i) for i in env_ids])
+    except ValueError as exc:
+        raise UserError(f"--env: {str(exc).splitlines()[-1].strip()}") from exc
+
+
+def preflight(suite, policy: str, out: Path, factory_spec: str | None) -> None:
+    """Before any model loads: the policy spec parsed, --out writable, every suite env built once
+    (:func:`agentgym.core.preflight.check_env`); each failure one line naming the file and key."""
+    import asyncio
+
+    from agentgym.core.factory import env_factory
+    from agentgym.core.preflight import check_env, check_writable_dir
+    from agentgym.policy.load import parse_policy_spec
+
+    try:
+        parse_policy_spec(policy)
+    except UserError as exc:
+        raise UserError(f"--policy: {exc}") from exc
+    check_writable_dir(out, where="--out")
+
+    async def check() -> None:
+        factory = env_factory(factory_spec or suite.env_factory)
+        try:
+            for i, entry in enumerate(suite.envs):
+                await check_env(factory, entry.id, entry.env_kwargs(), where=f"{suite.source or suite.name}: envs.{i}")
+        finally:
+            await factory.aclose()
+
+    asyncio.run(check())
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -127,4 +127,9 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
     lines.append("* the 95% interval of the success difference excludes 0 (Newcombe's hybrid score interval).")
     if only:
         lines.append(f"In one run only: {', '.join(only)}.")
+    if a["suite"] != b["suite"]:
+        lines.insert(0, f"warning: the runs are of different suites ({a['suite']!r} and {b['suite']!r}): "
+                        "their tasks differ, so the differences below compare different things.")
+    if not names:
+        lines.insert(0, "warning: the runs share no environment; only the overall rows are compared.")
     return "\n".join(lines)

@@ -244,6 +244,13 @@ async def _run(
     counts = {"n": len(prior), "wins": sum(t.success for t in prior)}
     bar = tqdm(total=len(todo), desc=desc, unit="ep", file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True)
     sink = JsonlSink(out / TRAJECTORIES) if out is not None else None
+    turns_before = engine.turns_done
+
+    def show(refresh: bool) -> None:  # turns move while slow episodes are still running
+        postfix = {"turns": engine.turns_done - turns_before}
+        if counts["n"]:
+            postfix["success"] = f"{counts['wins'] / counts['n']:.3f}"
+        bar.set_postfix(postfix, refresh=refresh)
 
     async def finished(traj: Trajectory) -> None:
         if sink is not None:
@@ -251,11 +258,19 @@ async def _run(
         counts["n"] += 1
         counts["wins"] += bool(traj.success)
         bar.update(1)
-        bar.set_postfix(success=f"{counts['wins'] / counts['n']:.3f}", refresh=False)
+        show(False)
 
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            show(True)
+
+    ticker = asyncio.create_task(tick()) if progress and todo else None
     try:
         return await engine.run(todo, on_trajectory=finished)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         bar.close()
 
 

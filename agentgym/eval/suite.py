@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentgym.core.task import Split, Task, load_tasks
-from agentgym.errors import UserError
+from agentgym.errors import UserError, yaml_error
 from agentgym.policy.base import SamplingParams
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}.") from exc
+        raise yaml_error(path, exc) from exc
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a mapping with `name` and `envs`.")
     data.setdefault("name", path.stem)

@@ -25,6 +25,8 @@ Typical use by a rollout engine::
 from __future__ import annotations
 
 import copy
+import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
@@ -32,6 +34,33 @@ from typing import Any, Sequence
 from agentgym.policy.base import GenerationRequest, Message
 
 _SENTINEL = "AGENTGYMSENTINEL"
+
+
+_SENTINEL_TOOL_NAME = "agentgym_sentinel_tool"
+_SENTINEL_TOOL = {"type": "function", "function": {
+    "name": _SENTINEL_TOOL_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}}}}
+_TOLD: set[str] = set()  # models whose dropped tools were logged (once per process)
+log = logging.getLogger(__name__)
+
+TOOLS_HEADER = "# Tools\n\nYou can call these tools (JSON schemas):\n<tools>"
+TOOLS_FOOTER = (
+    "</tools>\n\nTo call a tool, reply with <tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>, "
+    "or write TOOL[ARGUMENT] for a tool's first argument."
+)
+
+
+def with_tools_in_system_prompt(messages: Sequence[Message], tools: list[dict]) -> list[Message]:
+    """``messages`` with the tool schemas written into the system prompt (one is added when there is
+    none): :data:`TOOLS_HEADER`, one JSON schema per line, :data:`TOOLS_FOOTER`. For chat templates
+    that drop ``tools``; the format is documented in docs/policy.md."""
+    block = "\n".join([TOOLS_HEADER, *(json.dumps(t, ensure_ascii=False) for t in tools), TOOLS_FOOTER])
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") == "system":
+        content = out[0].get("content") or ""
+        out[0]["content"] = f"{content}\n\n{block}" if content else block
+    else:
+        out.insert(0, {"role": "system", "content": block})
+    return out
 
 
 class PrefixBroken(Exception):
@@ -67,6 +96,14 @@ class ChatRenderer:
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
     ) -> str:
+        """The conversation as the template writes it; ``tools`` reach the model either way: through
+        the template, or written into the system prompt when the template drops them
+        (:attr:`template_drops_tools`, :func:`with_tools_in_system_prompt`)."""
+        if tools and self.template_drops_tools:
+            messages, tools = with_tools_in_system_prompt(messages, tools), None
+        return self._apply(messages, tools, add_generation_prompt)
+
+    def _apply(self, messages: Sequence[Message], tools: list[dict] | None, add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(
             _clean(messages),
             tools=tools or None,
@@ -74,6 +111,23 @@ class ChatRenderer:
             add_generation_prompt=add_generation_prompt,
             tokenize=False,
         )
+
+    @cached_property
+    def template_drops_tools(self) -> bool:
+        """Whether the chat template leaves tool schemas out (SmolLM2's does): a conversation rendered
+        with a sentinel tool must show its name. Logged once per model and process when it does."""
+        probe = [{"role": "user", "content": "hi"}]
+        try:
+            shown = _SENTINEL_TOOL_NAME in self._apply(probe, [_SENTINEL_TOOL], False)
+        except Exception:  # noqa: BLE001 - a template that fails on tools cannot show them
+            shown = False
+        if not shown:
+            name = getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
+            if name not in _TOLD:
+                _TOLD.add(name)
+                log.info("the chat template of %s ignores `tools`: tool schemas are written into the system "
+                         "prompt instead (docs/policy.md, 'Tools for every model')", name)
+        return not shown
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -19,6 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentgym.errors import UserError
+    from agentgym.policy.load import parse_policy_spec
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a port: give a number from 1 to 65535 (0 picks a free one).")
+    parse_policy_spec(args.policy)  # a bad spec fails before anything loads
     asyncio.run(_serve(args))
     return 0
 

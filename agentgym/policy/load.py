@@ -25,8 +25,12 @@ SPEC_HELP = (
 )
 
 
-def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
-    """The policy named by ``spec`` (``scripted:*`` give action sources); ``kwargs`` go to its constructor."""
+def parse_policy_spec(spec: str) -> tuple[str, str]:
+    """``(backend, rest)`` of a spec, checked without loading anything (what ``train`` and ``eval``
+    run before a model loads): a malformed spec, a missing local model folder or replay file,
+    or an ``openai:`` spec without a URL is a :class:`UserError`."""
+    from pathlib import Path
+
     from agentgym.policy.default_model import ALIASES
 
     spec = (spec or "").strip()
@@ -35,6 +39,24 @@ def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
     backend, sep, rest = spec.partition(":")
     if not sep or backend not in BACKENDS or not rest:
         raise UserError(f"unknown policy {spec!r}: use one of {SPEC_HELP}.")
+    local = backend in ("hf", "vllm") and rest.lower() not in ALIASES and rest.startswith(("/", "./", "../", "~"))
+    if local and not Path(rest).expanduser().exists():
+        raise UserError(f"policy {spec!r}: cannot load {rest}: there is no such model folder.")
+    if backend == "openai" and not rest.startswith(("http://", "https://")):
+        raise UserError(f"policy {spec!r} needs a URL: openai:http://HOST:PORT/v1#MODEL.")
+    if backend == "scripted":
+        kind, _, arg = rest.partition(":")
+        if not ((kind in ("random", "oracle") and not arg) or (kind == "replay" and arg)):
+            raise UserError(f"unknown scripted policy {spec!r}: use scripted:random, scripted:oracle or "
+                            "scripted:replay:FILE.")
+        if kind == "replay" and not Path(arg).is_file():
+            raise UserError(f"policy {spec!r}: the replay file {arg} does not exist.")
+    return backend, rest
+
+
+def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
+    """The policy named by ``spec`` (``scripted:*`` give action sources); ``kwargs`` go to its constructor."""
+    backend, rest = parse_policy_spec(spec)
     if backend == "hf":
         from agentgym.policy.hf import HFPolicy
 
@@ -45,8 +67,6 @@ def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
         return VLLMPolicy(rest, **kwargs)
     if backend == "openai":
         url, _, model = rest.partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise UserError(f"policy {spec!r} needs a URL: openai:http://HOST:PORT/v1#MODEL.")
         from agentgym.policy.openai_client import OpenAIPolicy
 
         return OpenAIPolicy(url, model or None, **kwargs)
@@ -57,6 +77,4 @@ def load_policy(spec: str, **kwargs: Any) -> Policy | ActionSource:
         return scripted.RandomPolicy(**kwargs)
     if kind == "oracle" and not arg:
         return scripted.OraclePolicy(**kwargs)
-    if kind == "replay" and arg:
-        return scripted.ReplayPolicy(arg, **kwargs)
-    raise UserError(f"unknown scripted policy {spec!r}: use scripted:random, scripted:oracle or scripted:replay:FILE.")
+    return scripted.ReplayPolicy(arg, **kwargs)

@@ -45,6 +45,9 @@ def show_command(args: argparse.Namespace) -> int:
         raise UserError(f"{args.file} holds no trajectories.")
     chosen = select(trajs, index=None if (args.id or args.task or args.failed or args.all) else args.index,
                     id=args.id, task=args.task, failed=args.failed)
+    if not chosen and args.failed and not (args.id or args.task):  # good news, not a mistake
+        print(f"No failed or unsuccessful trajectories in {args.file}: all {len(trajs)} succeeded.")
+        return 0
     if not chosen:
         raise UserError("no trajectory matches; drop the filter or check the id.")
     colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))

@@ -104,6 +104,8 @@ class RolloutEngine:
                 raise ValueError(f"token_level=True but policy {getattr(policy, 'name', policy)!r} has no chat renderer")
         self.renderer = renderer
         self.policy_version = policy_version
+        #: Turns finished so far by all episodes (progress bars read it while episodes run).
+        self.turns_done = 0
         self._episode_slots: asyncio.Semaphore | None = None
         self._env_slots: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -290,6 +292,7 @@ class RolloutEngine:
                         )
                     )
                     traj.reward += float(result.reward)
+                    self.turns_done += 1
                     if result.done:
                         ctx.add_final_observation(answer)
                         traj.status = "completed" if result.terminated else "truncated"

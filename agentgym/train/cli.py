@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="continue from the newest valid checkpoint in the run folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config and exit without training")
+                        help="check the config (envs built once, policy spec parsed), print it resolved and exit")
     parser.set_defaults(func=run)
 
 
@@ -47,12 +47,21 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{source} is a run folder; pass --resume to continue it.")
         source = source / "config.yaml"
     config = load_config(source, args.overrides)
+    from agentgym.train.preflight import preflight
+
+    preflight(config, str(source))  # every env built once, the policy spec parsed: before any model loads
     if args.print_config:
         sys.stdout.write(config.to_yaml())
         return 0
+    from agentgym.console import show_logs
     from agentgym.train.loop import train
 
-    result = train(config, resume=args.resume, progress=False if args.no_progress else None)
+    show_logs()
+    try:
+        result = train(config, resume=args.resume, progress=False if args.no_progress else None)
+    except KeyboardInterrupt:
+        print(f"agentgym: interrupted. {_resume_hint(config)}", file=sys.stderr)
+        return 130
     if result.rank != 0:  # another learner rank under torchrun: rank 0 reports
         return 0
     summary = {"run_dir": str(result.run_dir), "final_step": result.final_step, "wall_s": round(result.wall_s, 1)}
@@ -60,3 +69,14 @@ def run(args: argparse.Namespace) -> int:
         summary[f"eval_{record['tag']}_success"] = round(record["success_rate"], 4)
     print(json.dumps(summary))
     return 0
+
+
+def _resume_hint(config) -> str:
+    """How to continue an interrupted run, and from which step."""
+    from agentgym.train.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(config.run_path / "checkpoints")
+    if not checkpoints:
+        return "No checkpoint was written yet; rerunning the same command starts again from step 0."
+    return (f"Continue from step {checkpoints[-1][0]} (the newest checkpoint) with "
+            f"`agentgym train {config.run_path} --resume`.")

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentgym.distributed.config import DistributedConfig
-from agentgym.errors import UserError
+from agentgym.errors import UserError, yaml_error
 from agentgym.guidance.config import GuidanceConfig
 from agentgym.rewards.config import RewardConfig
 from agentgym.rewards.progress import ProgressConfig
@@ -177,11 +177,25 @@ class EvalConfig(_Strict):
     seed: int = 12345
 
 
+class HealthConfig(_Strict):
+    """When a run warns that it is not learning (:mod:`agentgym.train.health`)."""
+
+    #: Consecutive steps in which every group had zero reward variance.
+    zero_variance_steps: int = Field(3, ge=1)
+    #: Fraction of turns the env rejected as invalid actions.
+    invalid_action_rate: float = Field(0.5, ge=0, le=1)
+    #: Fraction of episodes that hit the turn or token limit.
+    truncation_rate: float = Field(0.95, ge=0, le=1)
+    #: A step slower than this many times the median step so far (and at least 5 s over it).
+    slow_step_factor: float = Field(3.0, gt=1)
+
+
 class LoggingConfig(_Strict):
     tensorboard: bool = True
     progress: bool = True
     save_trajectories: bool = True
     plot: bool = True
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
 
 class TrainConfig(_Strict):
@@ -291,7 +305,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from exc
+            raise yaml_error(path, exc) from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise UserError(f"{path} must hold a mapping of sections (model, envs, trainer, ...).")
         data = loaded or {}

@@ -12,7 +12,9 @@ runs the learner step and the weight sync's torch part as one job on the torch t
 (:mod:`~agentgym.train.weights`) and bumps the version. ``max_staleness=0`` is the synchronous
 loop; ``1`` overlaps the rollouts of step ``s+1`` with training on ``s``. Every trajectory
 records the version that produced it, and the importance ratio against its behaviour
-log-probs corrects for the lag.
+log-probs corrects for the lag. After each step :mod:`~agentgym.train.health` warns about a run
+that cannot learn (flat rewards, invalid actions, truncation, slow steps); a step in which every
+episode failed stops the run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,11 @@ from agentgym.rollout.trajectory import Trajectory, write_jsonl
 from agentgym.torch_thread import run_on_torch_thread
 from agentgym.train import checkpoint as ckpt
 from agentgym.train.advantages import build_samples, outcome_credit
+from agentgym.train.bar import progress_bar, update_bar
 from agentgym.train.config import TrainConfig, save_config
 from agentgym.train.credit import progress_credit
 from agentgym.train.evaluation import evaluate
+from agentgym.train.health import RunHealth, raise_if_all_failed
 from agentgym.train.metrics import MetricsLogger, plot_learning_curve, rollout_metrics
 from agentgym.train.model import build_model, export_model, export_state, load_rollout_policy
 from agentgym.train.offpolicy import strip_groups, torch_scorer
@@ -94,6 +97,7 @@ class Trainer:
         self.factory = env_factory(config.env_factory)
         self.distributed: Any = None  # agentgym.distributed.driver.RayDriver in a Ray run
         self._engine_client: Any = None
+        self.health = RunHealth(config.logging.health)
 
     # ----------------------------------------------------------------- set-up
     def _prepare_run_dir(self) -> Path | None:
@@ -200,9 +204,11 @@ class Trainer:
         cfg = self.config
         groups = batch.groups
         flat = [t for g in groups for t in g]
+        path = None
         if cfg.logging.save_trajectories:
             path = self.run_dir / "trajectories" / f"step-{batch.step + 1:06d}.jsonl"
             await asyncio.to_thread(write_jsonl, flat, path, False)
+        raise_if_all_failed(groups, batch.step + 1, where=str(path or ""))
         credit = outcome_credit
         if cfg.progress.enabled:
             credit = progress_credit(groups, weight=cfg.progress.weight, eps=cfg.progress.eps, clip=cfg.progress.clip)
@@ -324,7 +330,7 @@ class Trainer:
             result.final_step = self.start_step
             logger = MetricsLogger(self.run_dir, tensorboard=cfg.logging.tensorboard,
                                    resume_step=self.start_step if resume_from is not None else None)
-            bar = _progress_bar(self.progress, total, self.start_step)
+            bar = progress_bar(self.progress, total, self.start_step)
             if self.start_step == 0 and cfg.eval.at_start and resume_from is None:
                 await self._evaluate(0, "start", logger, result)
             producer = asyncio.create_task(producer_loop(), name="agentgym-rollouts")
@@ -346,6 +352,7 @@ class Trainer:
                 metrics["time/step_s"] = now - last
                 last = now
                 done_step = step + 1
+                self.health.observe(done_step, batch.groups, metrics)
                 if cfg.eval.every and done_step % cfg.eval.every == 0 and done_step != total:
                     await self._evaluate(done_step, "periodic", logger, result)
                 logger.log(done_step, metrics)
@@ -353,7 +360,7 @@ class Trainer:
                 if done_step % cfg.checkpoint.every == 0 or done_step == total:
                     await run_on_torch_thread(self._save, done_step)
                 result.final_step = done_step
-                _update_bar(bar, metrics)
+                update_bar(bar, metrics)
             await producer
             if cfg.eval.at_end:
                 await self._evaluate(total, "end", logger, result)
@@ -403,31 +410,6 @@ class Trainer:
                 self.group.command("stop")
         finally:
             self.group.close()
-
-
-def _progress_bar(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
-
-
-def _update_bar(bar, metrics: dict[str, Any]) -> None:
-    if bar is None:
-        return
-    bar.update(1)
-    shown = {
-        "reward": metrics.get("reward/mean"),
-        "succ": metrics.get("success/mean"),
-        "loss": metrics.get("loss"),
-        "kl": metrics.get("kl"),
-        "clip": metrics.get("clip_fraction"),
-        "gen_s": metrics.get("time/generation_s"),
-        "train_s": metrics.get("time/train_s"),
-        "stale": metrics.get("staleness/mean"),
-    }
-    bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))}, refresh=False)
 
 
 def train(config: TrainConfig, *, resume: bool = False, policy: TrainablePolicy | None = None,

@@ -132,6 +132,7 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, smoo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / METRICS_FILE)
@@ -157,6 +158,7 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None, smoo
         err = [[max(0.0, r - l) for r, l in zip(rates, lo)], [max(0.0, h - r) for r, h in zip(rates, hi)]]
         ax.errorbar(steps, rates, yerr=err, fmt="o-", color="tab:red", capsize=3, label="eval success (95% CI)")
     ax.set_xlabel("learner step")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # steps are whole: no 1.2, 1.4
     ax.set_ylabel("rate / reward")
     top = max([1.0] + [r.get("reward/mean") or 0.0 for r in train])
     ax.set_ylim(-0.02, top * 1.02 + 0.0)

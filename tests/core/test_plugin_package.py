@@ -32,7 +32,7 @@ class GuessEnv(TextEnv):
     blocking = False
 
     def generate_task(self, index):
-        return Task(id=f"g{index}", inputs={"hint": "a digit"}, reference={"digit": index % 10})
+        return Task(id=f"g{index}", inputs={"round": index}, reference={"digit": index % 10})
 
     def setup(self, task):
         return "Guess my digit with guess[d]."

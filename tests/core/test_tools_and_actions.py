@@ -63,3 +63,12 @@ def test_malformed_inputs_are_errors_not_exceptions():
                 {"tool_calls": "x"}, {"tool_calls": [{"function": {"name": "search", "arguments": "[1]"}}]}, 42]:
         assert isinstance(parse_tool_calls(bad, TOOLS), ActionError), bad
     assert parse_tool_calls("plain text", TOOLS) is None
+
+
+def test_bracket_argument_in_quotes_is_unquoted():
+    from agentgym.core.actions import parse_text
+
+    params = {"try_code": ("code",), "move": ("direction",)}
+    assert parse_text('try_code["042"]', params)[0].arguments == {"code": "042"}
+    assert parse_text("move['up']", params)[0].arguments == {"direction": "up"}
+    assert parse_text('move["up]', params)[0].arguments == {"direction": '"up'}  # unmatched: kept as written
