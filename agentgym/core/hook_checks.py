@@ -53,6 +53,9 @@ def tasks_split(env: Any, count: int = SPLIT_SAMPLE) -> str:
     from agentgym.core.task import split_of
 
     split = getattr(env, "split", "train")
+    if getattr(env, "_task_list", None) or getattr(env, "_fixed_task", None) is not None:
+        env.close()  # episodes draw from the tasks it was given, not from the generator's split
+        return "tasks given (task= or tasks=): skipped"
     try:
         tasks = [env.generate_task(i) for i in range(count)]
     except NotImplementedError:
