@@ -19,14 +19,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEMO = [
     "name=view-demo",
     "run_dir=runs/{name}",
@@ -91,6 +83,7 @@ def main() -> int:
         parser.error("give RUN_DIR or --train")
     from playwright.sync_api import sync_playwright
 
+    from agentgym.browser import CHROMIUM_FLAGS, chromium_path
     from agentgym.view.runs import Catalog
 
     train = next((r for r in Catalog(runs).runs.values() if r.kind == "train"), None)
@@ -105,7 +98,7 @@ def main() -> int:
     try:
         url = server.stdout.readline().split(" at ")[1].split()[0]
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
             page.goto(f"{url}#/run/{train.id}{guided_query(train.path)}")
             page.wait_for_selector("tr.episode-row")

@@ -22,18 +22,12 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+from agentgym.browser import CHROMIUM_FLAGS, chromium_path
+from agentgym.errors import UserError
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(os.environ.get("AGENTGYM_TEST_ARTIFACTS") or REPO / "build" / "test-artifacts") / "view"
 TRAIN = "tiny-guided"
 EVAL = "eval-tiny"
@@ -123,10 +117,12 @@ def browser():
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (scripts/setup/browser.sh)"
     )
-    if not Path(CHROMIUM).exists():
+    try:
+        executable = chromium_path()
+    except UserError:
         pytest.skip("Debian's chromium is not installed (scripts/setup/browser.sh)")
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
 

@@ -20,36 +20,18 @@ import atexit
 import logging
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Awaitable
 from concurrent.futures import Future
 from typing import TypeVar
 
-from agentgym.errors import UserError, require
+from agentgym.browser import CHROMIUM_FLAGS, chromium_path
+from agentgym.errors import require
 from envs.webshop.browser.server import ShopServer
 
 T = TypeVar("T")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEFAULT_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
-
-
-def chromium_path() -> str:
-    """Debian's chromium (``$AGENTGYM_CHROMIUM`` to use another binary)."""
-    path = os.environ.get("AGENTGYM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.isfile(path):
-        raise UserError(
-            "chromium is not installed: run `bash scripts/setup/browser.sh` (Debian's chromium package)."
-        )
-    return path
 
 
 class BrowserRuntime:
