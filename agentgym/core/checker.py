@@ -249,6 +249,11 @@ def _nested(rng: random.Random, depth: int) -> str:
     return opener * depth + "1" + closer * depth
 
 
+def _tagged(name: str, arguments: str) -> str:
+    """A ``<tool_call>`` block calling ``name`` with ``arguments`` given as raw JSON text."""
+    return f'<tool_call>{{"name": "{name}", "arguments": {arguments}}}</tool_call>'
+
+
 def garbage_action(rng: random.Random, tools: dict[str, Any]) -> Any:
     """One garbage tool call: JSON no parser should choke on, and a few well-formed calls to
     real tools carrying such values."""
@@ -262,14 +267,14 @@ def garbage_action(rng: random.Random, tools: dict[str, Any]) -> Any:
         value = rng.choice([int(_digits(rng, 1000, 4200)), "\ud800x\udfff", [[[[1]]]] * 3, {"\udc80": 1},
                             float("inf"), -(10 ** 18)])
         args = {p: value for p in spec.param_order}
-        return f'<tool_call>{{"name": "{name}", "arguments": {json.dumps(args)}}}</tool_call>'
+        return _tagged(name, json.dumps(args))
     # most stay under the usual 16k-character reply limit, so that they reach the parser
     if kind < 10:
-        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": {_digits(rng, 4301, 15_000)}}}}}</tool_call>'
+        return _tagged(name, f'{{"x": {_digits(rng, 4301, 15_000)}}}')
     if kind < 15:
-        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": [1, {_digits(rng, 4301, 9000)}]}}}}</tool_call>'
+        return _tagged(name, f'{{"x": [1, {_digits(rng, 4301, 9000)}]}}')
     if kind < 22:
-        return f'<tool_call>{{"name": "{name}", "arguments": {{"x": {_nested(rng, rng.randrange(70, 2500))}}}}}</tool_call>'
+        return _tagged(name, f'{{"x": {_nested(rng, rng.randrange(70, 2500))}}}')
     if kind < 26:
         return f"<tool_call>{_nested(rng, rng.randrange(1000, 2500))}</tool_call>"
     if kind < 27:
