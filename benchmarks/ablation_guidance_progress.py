@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import json
 import os
 import sys
@@ -45,9 +44,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-CONFIGS = ROOT / "configs" / "ablation"
-VARIANTS = ("plain", "guidance", "progress", "both")
+from signature import VARIANT_CONFIGS as CONFIGS
+from signature import VARIANTS, merge
+
 # The maze is the main job's (3x3, text description, 2-move paths, 3 turns) without its reward
 # shaping, so that "+ progress" is the only dense signal; Sokoban gets room for its pushes.
 ENVS = {
@@ -55,13 +56,6 @@ ENVS = {
                                           "max_path": 2, "obs_mode": "description", "max_turns": 3}},
     "sokoban": {"id": "sokoban-easy/v0", "kwargs": {"max_turns": 5}},
 }
-
-
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in (over or {}).items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def variant_config(env: str, variant: str, steps: int, out: Path, model: str, overrides: list[str]):
@@ -262,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from agentgym.core.registry import registry
-
     from agentgym.malloc import limit_malloc_growth
 
     limit_malloc_growth()  # as the CLI does: bounded malloc arenas for threaded generation
