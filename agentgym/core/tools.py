@@ -28,6 +28,10 @@ TOOL_ATTR = "__agentgym_tool__"
 RESERVED = frozenset({"reset", "step", "close", "render", "reward", "finish"})
 
 
+class ToolError(ValueError):
+    """Raised by a tool for a bad argument; its message is shown to the model."""
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A tool's name, description, argument model and method."""

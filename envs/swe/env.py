@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from agentgym.core.env import TextEnv, ToolError
+from agentgym.core import TextEnv, ToolError
 from agentgym.core.hooks import run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
