@@ -40,9 +40,10 @@ from envs.swe.runner import EXTRACT_SCRIPT
 
 log = logging.getLogger(__name__)
 
-#: The program the sandbox runs: the patch rules, then the runner (both standard library only).
-RUNNER_SOURCE = (Path(__file__).with_name("patchrules.py").read_text() + "\n\n"
-                 + Path(__file__).with_name("runner.py").read_text())
+#: The program the sandbox runs: the patch rules, the outcomes, then the runner (all standard
+#: library only).
+RUNNER_SOURCE = "\n\n".join(Path(__file__).with_name(name).read_text()
+                              for name in ("patchrules.py", "outcomes.py", "runner.py"))
 VERDICT_MARK = "AGENTGYM-VERDICT"
 #: Largest diff of the agent's changes that is graded.
 MAX_PATCH_BYTES = 2_000_000

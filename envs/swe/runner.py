@@ -1,8 +1,8 @@
 """The grading runner: runs *inside* the sandbox, as ``python3 -I -S -c <source>``.
 
-Standard library only (its source is sent after :mod:`envs.swe.patchrules`'), and it never
-imports pytest nor the code under test: it is the trusted parent of the one process that
-does. It reads one JSON line on stdin (the host's per-grading key, the pytest command, the
+Standard library only (its source is sent after those of :mod:`envs.swe.patchrules` and
+:mod:`envs.swe.outcomes`), and it never imports pytest nor the code under test: it is the
+trusted parent of the one process that does. It reads one JSON line on stdin (the host's per-grading key, the pytest command, the
 patch or the instruction to take it from the work dir), then:
 
 1. makes itself non-dumpable (the agent's uid cannot read its memory or open its file
@@ -15,16 +15,16 @@ patch or the instruction to take it from the work dir), then:
    the message queues and SysV IPC: nothing the agent wrote is left;
 4. applies the kept patch, then the task's hidden test patch, with ``git apply``;
 5. writes a canary test module with one test that must pass and one that must fail;
-6. runs pytest in a child with a collector plugin that reports every test over a private
-   pipe: the outcome of each phase taken from the exception the test itself raised
-   (``call.excinfo``, after pytest's own plugins have filled it in) beside the outcome
-   pytest reports, and a final record with pytest's exit status. The child's
+6. runs pytest in a child with a collector plugin (:mod:`envs.swe.outcomes`) that reports
+   every test over a private pipe: the outcome of each phase taken from the exception the
+   test itself raised (``call.excinfo``, after pytest's own plugins have filled it in)
+   beside the outcome pytest reports, and a final record with pytest's exit status. The child's
    stdout/stderr are only kept (bounded) for the failure details shown to the model;
 7. prints one line ``AGENTGYM-VERDICT <hmac> <json>``, signed with the key, so nothing the
    child writes can pass for a verdict.
 
 The host (:mod:`envs.swe.grading`) turns the verdict into a reward; the checks that call
-for "suspected tampering" are listed in :func:`verdict`.
+for "suspected tampering" are listed in :func:`envs.swe.outcomes.verdict`.
 """
 
 import base64
@@ -41,7 +41,8 @@ import sys
 import tempfile
 import time
 
-try:  # on the host; in the sandbox the rules' source comes first in the same program
+try:  # on the host; in the sandbox the rules' and outcomes' source come first in the same program
+    from envs.swe.outcomes import CANARY, CHILD, verdict
     from envs.swe.patchrules import FilteredPatch, filter_patch
 except ImportError:  # pragma: no cover - only inside the sandbox
     pass
@@ -87,53 +88,6 @@ fi
 #: nothing new can start.
 KILL_AGENT = "for ((i = 0; i < 100; i++)); do kill -STOP -1 2>/dev/null; kill -KILL -1 2>/dev/null || exit 0; done"
 
-#: What the pytest child runs: pytest with the collector plugin (records go to the fd in
-#: AGENTGYM_REPORT_FD, which is made non-inheritable before any test code runs).
-CHILD = r'''
-import json, os, sys
-_fd = int(os.environ.pop("AGENTGYM_REPORT_FD"))
-os.set_inheritable(_fd, False)
-import pytest
-from _pytest.outcomes import Skipped
-
-def _emit(obj):
-    data = (json.dumps(obj) + "\n").encode()
-    while data:
-        data = data[os.write(_fd, data):]
-
-class AgentgymCollector:
-    def __init__(self):
-        self.raw, self.rep = {}, {}
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        report = yield
-        exc = call.excinfo
-        self.raw.setdefault(item.nodeid, {})[call.when] = (
-            "ok" if exc is None else "skip" if exc.errisinstance(Skipped) else "fail")
-        return report
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report):
-        self.rep.setdefault(report.nodeid, {})[report.when] = report.outcome
-
-    def pytest_runtest_logfinish(self, nodeid, location):
-        _emit({"t": nodeid, "raw": self.raw.pop(nodeid, {}), "rep": self.rep.pop(nodeid, {})})
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        _emit({"finish": int(exitstatus)})
-
-sys.exit(pytest.main(sys.argv[1:], plugins=[AgentgymCollector()]))
-'''
-
-CANARY = '''def test_{tag}_passes():
-    assert True
-
-
-def test_{tag}_fails():
-    assert False, "the canary must fail"
-'''
-
 
 class Tail:
     """Keep the head and tail of a stream, at most ``limit`` bytes."""
@@ -154,68 +108,6 @@ class Tail:
         cut = self.total - len(self.head) - len(self.tail)
         mid = f"\n[... {cut} bytes truncated ...]\n" if cut else ""
         return self.head.decode("utf-8", "replace") + mid + self.tail.decode("utf-8", "replace")
-
-
-def phase_outcome(raw):
-    """One test's outcome from its own exceptions: passed only if every phase ran clean."""
-    if raw.get("setup") == "fail" or raw.get("teardown") == "fail":
-        return "ERROR"
-    if "skip" in (raw.get("setup"), raw.get("call")):
-        return "SKIPPED"
-    if raw.get("call") == "fail":
-        return "FAILED"
-    if raw.get("call") == "ok" and raw.get("setup") == "ok" and raw.get("teardown", "ok") == "ok":
-        return "PASSED"
-    return "MISSING"
-
-
-def verdict(records, exit_code, wanted, canary_tag, timed_out):
-    """Per-test outcomes and tampering flags from the collector's records.
-
-    Suspected tampering: pytest reports a test passed that raised; the must-fail canary
-    passes; a test is reported twice with different outcomes; pytest's exit status and the
-    process's disagree, or the process exits 0 without finishing the session; the report
-    channel holds something the collector never writes.
-    """
-    flags, outcomes, finish = [], {}, None
-    canary, reported_failures = {}, 0
-    for rec in records:
-        if not isinstance(rec, dict):
-            flags.append("the report channel holds something the collector never writes")
-            continue
-        if "finish" in rec:
-            if finish is not None or not isinstance(rec["finish"], int):
-                flags.append("the session was reported finished twice")
-            finish = rec["finish"]
-            continue
-        test, raw, rep = rec.get("t"), rec.get("raw"), rec.get("rep")
-        if not isinstance(test, str) or not isinstance(raw, dict) or not isinstance(rep, dict):
-            flags.append("the report channel holds something the collector never writes")
-            continue
-        out = phase_outcome(raw)
-        reported = "passed" if rep.get("call") == "passed" and all(
-            rep.get(p, "passed") == "passed" for p in ("setup", "teardown")) else "not passed"
-        reported_failures += any(v == "failed" for v in rep.values())
-        if reported == "passed" and out != "PASSED":
-            flags.append(f"pytest reported {test} passed although it raised")
-        if test in outcomes and outcomes[test] != out:
-            flags.append(f"{test} was reported twice with different outcomes")
-        outcomes[test] = out
-        if canary_tag and test.endswith(f"::test_{canary_tag}_fails"):
-            canary["fails"] = out
-        if canary_tag and test.endswith(f"::test_{canary_tag}_passes"):
-            canary["passes"] = out
-    if canary.get("fails") == "PASSED":
-        flags.append("the canary test that must fail passed")
-    if finish is not None and exit_code is not None and exit_code >= 0 and finish != exit_code:
-        flags.append(f"pytest's exit status {finish} is not the process's {exit_code}")
-    if finish is None and exit_code == 0 and not timed_out:
-        flags.append("the test process exited with status 0 before pytest finished")
-    if finish == 0 and reported_failures:  # (an xfail test raises, and pytest rightly exits 0)
-        flags.append("pytest exited 0 although it reported failures")
-    tests = {t: outcomes.get(t, "MISSING") for t in wanted}
-    return {"tests": tests, "finished": finish is not None, "pytest_exit": finish, "flags": flags,
-            "canary": canary, "collected": len(outcomes)}
 
 
 def _run_quiet(argv, cwd, env, timeout):

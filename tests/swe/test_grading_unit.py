@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from envs.swe.grading import CommandError, read_verdict, score_verdict, split_test_command
+from envs.swe.outcomes import verdict
 from envs.swe.patchrules import filter_patch, protected_reason
-from envs.swe.runner import verdict
 
 GIT = {"PATH": "/usr/bin:/bin", "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
        "GIT_COMMITTER_EMAIL": "a@b", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
