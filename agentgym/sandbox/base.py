@@ -10,7 +10,9 @@ middle (:class:`OutputBuffer`), file reads and archives stop at a byte limit and
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -286,3 +288,17 @@ class Stopwatch:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.start
+
+
+def unpack_tar(data: bytes, name: str, host_path: Path) -> None:
+    """Extract the tar of one file or directory ``name`` to ``host_path``."""
+    import shutil
+    import tempfile
+
+    host_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=host_path.parent) as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            tf.extractall(tmp, filter="data")
+        if host_path.exists() and host_path.is_dir():
+            shutil.rmtree(host_path)
+        shutil.move(str(Path(tmp) / name), host_path)

@@ -45,9 +45,9 @@ from agentgym.sandbox.base import (
     Stopwatch,
     new_id,
     read_error,
+    unpack_tar,
 )
 from agentgym.sandbox.cgroups import CgroupLimits
-from agentgym.sandbox.docker import unpack_tar
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Each container runs with no network, memory/CPU/pids limits, no-new-privileges, 
 capabilities dropped but the few root needs for set-up, a read-only root filesystem
 with tmpfs for ``/work``, ``/tmp`` and the snapshot (sized below the memory limit, so a
 full disk is ``ENOSPC``, not an out-of-memory kill), and ``init`` (else stopping takes
-seconds). The agent's commands run as the unprivileged ``agent`` user.
+seconds). The agent's commands run as the unprivileged ``agent`` user. The scripts run
+as root inside it (set-up, kill, reset) are in :mod:`agentgym.sandbox.dockerscripts`.
 
 Every call to the daemon has a deadline enforced from outside the sandbox: it runs in a
 daemon thread that the caller stops waiting for (:mod:`agentgym.sandbox.dockerio`), so a
@@ -23,7 +24,6 @@ import asyncio
 import io
 import logging
 import shlex
-import socket
 import tarfile
 import threading
 from pathlib import Path
@@ -43,47 +43,13 @@ from agentgym.sandbox.base import (
     Stopwatch,
     new_id,
     read_error,
+    unpack_tar,
 )
-from agentgym.sandbox.dockerio import blocking, demux, feed
+from agentgym.sandbox.dockerio import blocking, exec_stream
+from agentgym.sandbox.dockerscripts import ENV, INIT_SCRIPT, KILL_SCRIPT, RESET_SCRIPT
 
 log = logging.getLogger(__name__)
 
-SOURCE_DIR = "/var/lib/agentgym/src"
-ENV = {"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "USER": "agent",
-       "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-#: Run as root once per container: copy the pristine source in, run the spec's set-up as
-#: the agent, then keep a root-owned copy of the result as the snapshot.
-INIT_SCRIPT = f"""set -e
-if [ -d {SOURCE_DIR} ]; then cp -a {SOURCE_DIR}/. "$WORK"/; fi
-chown -R agent:agent "$WORK"
-cd "$WORK"
-setpriv --reuid=agent --regid=agent --clear-groups --inh-caps=-all bash -ec "$1"
-cp -a "$WORK"/. {SNAPSHOT_DIR}/
-chown -R root:root {SNAPSHOT_DIR} && chmod 0755 {SNAPSHOT_DIR}
-"""
-#: Run as root: stop every agent process (so a fork bomb cannot refill), then kill them all,
-#: until none is left. Bash builtins only: when a fork bomb has filled the container's pids
-#: limit, pgrep and pkill cannot even start (the old script's pgrep failed, read as "none left").
-KILL_SCRIPT = r"""
-AU=; while IFS=: read -r n _ u _; do [ "$n" = agent ] && AU=$u; done < /etc/passwd
-for ((round = 0; round < 100; round++)); do
-  pids=()
-  for d in /proc/[0-9]*; do
-    u=; { while read -r k a _; do [ "$k" = Uid: ] && { u=$a; break; }; done < "$d/status"; } 2>/dev/null
-    if [ -n "$AU" ] && [ "$u" = "$AU" ]; then pids+=("${d#/proc/}"); kill -STOP "${d#/proc/}" 2>/dev/null; fi
-  done
-  [ ${#pids[@]} -eq 0 ] && break
-  kill -9 "${pids[@]}" 2>/dev/null
-done
-true
-"""
-#: Run as root to go back to the snapshot: no process, no file, no SysV IPC object and no
-#: message queue of the last episode survives (all are per container, not per exec).
-RESET_SCRIPT = KILL_SCRIPT + f"""
-setpriv --reuid=agent --regid=agent --clear-groups --inh-caps=-all ipcrm --all 2>/dev/null
-find /dev/mqueue /dev/shm -mindepth 1 -delete 2>/dev/null
-find "$WORK" /tmp -mindepth 1 -delete && cp -a {SNAPSHOT_DIR}/. "$WORK"/ && chown -R agent:agent "$WORK"
-"""
 #: Seconds the watchdog's kill gets before the container is restarted instead.
 KILL_DEADLINE = 2.5
 #: Seconds any other control call to the daemon (inspect, restart, remove) may take.
@@ -267,39 +233,9 @@ class DockerSandbox:
     # --- commands ---------------------------------------------------------------------------
     def _exec_blocking(self, argv: list[str], user: str, workdir: str, limit: int, stdin: bytes | None,
                        seconds: float, stop: threading.Event) -> tuple[int | None, OutputBuffer, OutputBuffer]:
-        """Run one exec, streaming its output into bounded buffers until it ends, ``seconds``
-        pass or ``stop`` is set; the exit code is None when it did not end."""
-        import time
-
-        api = self.client.api
-        env = ENV | {"WORK": self.spec.workdir}
-        eid = api.exec_create(self.container.id, argv, user=user, workdir=workdir, environment=env,
-                              stdin=stdin is not None)["Id"]
-        sock = api.exec_start(eid, socket=True)
-        raw: socket.socket = getattr(sock, "_sock", sock)
-        out, err = OutputBuffer(limit), OutputBuffer(limit)
-        end = time.monotonic() + seconds
-        try:
-            if stdin is not None:
-                feed(raw, stdin)
-            raw.settimeout(0.25)
-            ended = demux(raw, out, err, lambda: stop.is_set() or time.monotonic() > end)
-        finally:  # shut the connection itself (as docker-py's CancellableStream does): closing the
-            try:  # wrapper leaves it open, and a daemon that cannot deliver a flood to us stalls
-                raw.shutdown(socket.SHUT_RDWR)  # every later exec of the container
-            except OSError:
-                pass
-            raw.close()
-        if not ended:
-            return None, out, err
-        code = None
-        for _ in range(20):  # the stream ends a moment before the daemon records the exit code
-            info = api.exec_inspect(eid)
-            code = info.get("ExitCode")
-            if not info.get("Running"):
-                break
-            time.sleep(0.01)
-        return (-1 if code is None else code), out, err  # -1: the output closed, the command lives on
+        """One exec in this container (:func:`~agentgym.sandbox.dockerio.exec_stream`)."""
+        return exec_stream(self.client.api, self.container.id, argv, user=user, workdir=workdir,
+                           env=ENV | {"WORK": self.spec.workdir}, limit=limit, stdin=stdin, seconds=seconds, stop=stop)
 
     async def exec(self, cmd: str | list[str], timeout: float | None = None, *, user: str = "agent",
                    workdir: str | None = None, limit: int | bool | None = True, stdin: bytes | None = None,
@@ -410,17 +346,3 @@ class DockerSandbox:
         if out.total > cap:
             raise FileTooLarge(f"{path} is larger than {cap} bytes as an archive")
         await asyncio.to_thread(unpack_tar, out.data(), p.name, Path(host_path))
-
-
-def unpack_tar(data: bytes, name: str, host_path: Path) -> None:
-    """Extract the tar of one file or directory ``name`` to ``host_path``."""
-    import shutil
-    import tempfile
-
-    host_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=host_path.parent) as tmp:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            tf.extractall(tmp, filter="data")
-        if host_path.exists() and host_path.is_dir():
-            shutil.rmtree(host_path)
-        shutil.move(str(Path(tmp) / name), host_path)

@@ -4,7 +4,8 @@
 deadline (a daemon thread never holds up the interpreter's exit, unlike a thread pool's
 workers, which are joined). A command's output is read from the exec's raw socket in
 bounded chunks (:func:`demux`), so a flood costs the host nothing and the reader can stop
-at any time; stdin goes down the same socket (:func:`feed`).
+at any time; stdin goes down the same socket (:func:`feed`); :func:`exec_stream` runs one
+command that way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -119,3 +121,38 @@ def demux(raw: socket.socket, out: OutputBuffer, err: OutputBuffer, stop: Callab
             target.feed(bytes(piece))
             remaining -= len(piece)
             view = view[len(piece):]
+
+
+def exec_stream(api: Any, container_id: str, argv: list[str], *, user: str, workdir: str, env: dict[str, str],
+                limit: int, stdin: bytes | None, seconds: float,
+                stop: threading.Event) -> tuple[int | None, OutputBuffer, OutputBuffer]:
+    """Run one exec, streaming its output into bounded buffers until it ends, ``seconds``
+    pass or ``stop`` is set; the exit code is None when it did not end. Blocking: run it
+    through :func:`blocking`."""
+    eid = api.exec_create(container_id, argv, user=user, workdir=workdir, environment=env,
+                          stdin=stdin is not None)["Id"]
+    sock = api.exec_start(eid, socket=True)
+    raw: socket.socket = getattr(sock, "_sock", sock)
+    out, err = OutputBuffer(limit), OutputBuffer(limit)
+    end = time.monotonic() + seconds
+    try:
+        if stdin is not None:
+            feed(raw, stdin)
+        raw.settimeout(0.25)
+        ended = demux(raw, out, err, lambda: stop.is_set() or time.monotonic() > end)
+    finally:  # shut the connection itself (as docker-py's CancellableStream does): closing the
+        try:  # wrapper leaves it open, and a daemon that cannot deliver a flood to us stalls
+            raw.shutdown(socket.SHUT_RDWR)  # every later exec of the container
+        except OSError:
+            pass
+        raw.close()
+    if not ended:
+        return None, out, err
+    code = None
+    for _ in range(20):  # the stream ends a moment before the daemon records the exit code
+        info = api.exec_inspect(eid)
+        code = info.get("ExitCode")
+        if not info.get("Running"):
+            break
+        time.sleep(0.01)
+    return (-1 if code is None else code), out, err  # -1: the output closed, the command lives on
