@@ -17,19 +17,19 @@ protocol, created only by the engine's :class:`~agentgym.core.factory.EnvFactory
 Concurrency is bounded per environment (``env_concurrency``, keyed by env id or family:
 sandboxes are expensive), in total (``max_concurrent_episodes``), and per policy
 (``policy_concurrency`` generate calls in flight); every environment call is bounded by
-``step_timeout_s``. Guidance uses the same limits through :meth:`RolloutEngine.env_session`.
+``step_timeout_s`` (:mod:`agentgym.rollout.envaccess`). Guidance uses the same limits through
+:meth:`RolloutEngine.env_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from agentgym.core.factory import EnvFactory, env_factory
 from agentgym.core.protocol import OPTIONAL_HOOKS, AsyncEnv, merge_messages
@@ -45,6 +45,7 @@ from agentgym.rollout.context import (
     TokenRenderer,
     renderer_of,
 )
+from agentgym.rollout.envaccess import EnvAccess
 from agentgym.rollout.trajectory import Trajectory, Turn, jsonable
 
 TrajectoryCallback = Callable[[Trajectory], Any]
@@ -68,11 +69,7 @@ class PolicyFailure(RuntimeError):
     """The policy returned an error instead of a completion."""
 
 
-class EnvTimeout(RuntimeError):
-    """An environment call (reset, step, hook, close) exceeded ``step_timeout_s``."""
-
-
-class RolloutEngine:
+class RolloutEngine(EnvAccess):
     """Runs episodes concurrently with one policy; see the module docstring."""
 
     def __init__(
@@ -195,32 +192,6 @@ class RolloutEngine:
                 await result
         return traj
 
-    @contextlib.asynccontextmanager
-    async def env_session(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> AsyncIterator[AsyncEnv]:
-        """An environment from the factory, within the env's concurrency limit; closed on exit."""
-        self._bind_loop()
-        async with self._env_slot(env_id):
-            # not bounded by step_timeout_s: a first creation may load a corpus or build an index
-            env = await self.factory.create(env_id, dict(env_kwargs or {}))
-            try:
-                yield env
-            finally:
-                await _close(env, self.config.step_timeout_s or 60.0)
-
-    async def env_call(self, call: Awaitable[Any], what: str) -> Any:
-        """Await an environment call within ``step_timeout_s``."""
-        limit = self.config.step_timeout_s
-        if limit is None:
-            return await call
-        try:
-            return await within(call, limit)
-        except asyncio.TimeoutError:
-            raise EnvTimeout(f"the environment's {what} took longer than {limit} s") from None
-
-    async def hint(self, env: AsyncEnv) -> str | None:
-        """The env's current hint, or None (also when asking fails: guidance never ends an episode)."""
-        return await self._optional(env.ahint(), "hint", str)
-
     async def aclose(self) -> None:
         """Stop the batching queue (the policy itself is left open)."""
         await self.batcher.aclose()
@@ -319,39 +290,6 @@ class RolloutEngine:
             return await self.actor.act(env, request)
         return (await self.batcher.generate_one(request))[0]
 
-    async def _progress(self, env: AsyncEnv) -> float | None:
-        """``env.aprogress()`` (state progress in [0, 1]), read by retrospective progress rewards."""
-        return await self._optional(env.aprogress(), "progress", float)
-
-    async def _optional(self, call: Awaitable[Any], what: str, convert: Callable[[Any], Any]) -> Any:
-        """An optional hook's converted value, or None when it has none or fails (bookkeeping and
-        guidance never end an episode); bounded by ``step_timeout_s``."""
-        try:
-            value = await self.env_call(call, what)
-            return None if value is None else convert(value)
-        except Exception:
-            return None
-
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is self._loop:
-            return
-        self._loop = loop
-        self._episode_slots = asyncio.Semaphore(self.config.max_concurrent_episodes)
-        self._env_slots = {}
-
-    def _env_slot(self, env_id: str) -> asyncio.Semaphore | _NoLimit:
-        limits = self.config.env_concurrency
-        family = env_id.rsplit("/v", 1)[0]
-        key, limit = env_id, limits.get(env_id)
-        if limit is None:
-            key, limit = family, limits.get(family, self.config.default_env_concurrency)
-        if limit is None:
-            return _NO_LIMIT
-        if key not in self._env_slots:
-            self._env_slots[key] = asyncio.Semaphore(limit)
-        return self._env_slots[key]
-
     @staticmethod
     def _as_spec(
         item: EpisodeSpec | Task | str, env_id: str | None, env_kwargs: dict[str, Any] | None, seed: int
@@ -363,38 +301,6 @@ class RolloutEngine:
         if isinstance(item, str):
             return EpisodeSpec(item, env_kwargs=dict(env_kwargs or {}), seed=seed)
         return EpisodeSpec(env_id, task=item, env_kwargs=dict(env_kwargs or {}), seed=seed)
-
-
-class _NoLimit:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: Any) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
-
-
-async def within(call: Awaitable[Any], limit: float) -> Any:
-    """``await call``, or ``asyncio.TimeoutError`` after ``limit`` seconds.
-
-    ``asyncio.timeout`` (Python 3.11+) awaits in the caller's task; ``wait_for`` wraps every call
-    in a task of its own, which on a hot path (a step and a progress read per turn) costs loop
-    iterations that delay the episode's next request.
-    """
-    if hasattr(asyncio, "timeout"):
-        async with asyncio.timeout(limit):
-            return await call
-    return await asyncio.wait_for(call, limit)
-
-
-async def _close(env: AsyncEnv, limit: float) -> None:
-    """Close within ``limit`` seconds (a close behind a hung hook must not hang the episode)."""
-    try:
-        await within(env.aclose(), limit)
-    except Exception:  # closing must not hide the episode's own outcome
-        pass
 
 
 def _check_completion(completion: Completion) -> None:
