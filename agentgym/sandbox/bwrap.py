@@ -8,7 +8,8 @@ remount the host read-write, so we first drop to a dedicated uid with ``setpriv`
 arguments are in ``sandboxes/bwrap/profile.args``: new user, PID, network, IPC and UTS
 namespaces, ``--die-with-parent``, ``--new-session``, ``--clearenv``, tmpfs over /run,
 /root and /home; a seccomp filter like Docker's default (:mod:`agentgym.sandbox.seccomp`).
-Limits come from :mod:`agentgym.sandbox.cgroups`. As root, each sandbox's work dir and /tmp
+Limits come from :mod:`agentgym.sandbox.cgroups`; the uid, the run dirs and the profile's
+arguments from :mod:`agentgym.sandbox.bwraphost`. As root, each sandbox's work dir and /tmp
 live on a tmpfs of their own sized to half the memory limit, so filling /tmp ends in
 ``ENOSPC`` rather than in every later command being killed for memory.
 
@@ -25,7 +26,6 @@ import io
 import json
 import logging
 import os
-import pwd
 import shlex
 import shutil
 import signal
@@ -47,77 +47,17 @@ from agentgym.sandbox.base import (
     read_error,
     unpack_tar,
 )
+from agentgym.sandbox.bwraphost import (
+    HOST_ENV,
+    bwrap_home,
+    host_command,
+    mount_private_tmpfs,
+    profile_args,
+    sandbox_ids,
+)
 from agentgym.sandbox.cgroups import CgroupLimits
 
 log = logging.getLogger(__name__)
-
-SANDBOX_USER = "agentgym-sbx"
-HOST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-
-
-def profile_args(**paths: str) -> list[str]:
-    text = (images.recipes_dir() / "bwrap" / "profile.args").read_text()
-    args: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            args.extend(part.format(**paths) for part in line.split(" ", 2))
-    return args
-
-
-def sandbox_ids() -> tuple[int, int] | None:
-    """The (uid, gid) bwrap runs as; None when we are already unprivileged."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pw = pwd.getpwnam(os.environ.get("AGENTGYM_SANDBOX_USER", SANDBOX_USER))
-    except KeyError:
-        raise SandboxError(
-            f"user {SANDBOX_USER} does not exist: run scripts/setup/swe.sh (never run bubblewrap as root)."
-        ) from None
-    if pw.pw_uid == 0:
-        raise SandboxError("the sandbox user must not be root.")
-    return pw.pw_uid, pw.pw_gid
-
-
-def bwrap_home() -> Path:
-    path = images.swe_home() / "bwrap"
-    (path / "run").mkdir(parents=True, exist_ok=True)
-    (path / "snap").mkdir(parents=True, exist_ok=True)
-    _mount_run_tmpfs(path / "run")
-    return path
-
-
-def _mount_run_tmpfs(run: Path) -> None:
-    """Keep work dirs on a tmpfs: copying a snapshot there is ~10x faster than on a busy disk,
-    and what a sandbox writes is charged to its memory cgroup. Best effort (needs root)."""
-    if os.geteuid() != 0 or os.path.ismount(run) or os.environ.get("AGENTGYM_BWRAP_TMPFS") == "0":
-        return
-    import subprocess
-
-    size = os.environ.get("AGENTGYM_BWRAP_TMPFS_SIZE", "8g")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "agentgym-bwrap", str(run)],
-                   capture_output=True)
-
-
-def _mount_private_tmpfs(run: Path, limits: Limits) -> bool:
-    """A tmpfs of its own for one sandbox (work dir + /tmp), half its memory limit in size."""
-    if os.geteuid() != 0 or os.environ.get("AGENTGYM_BWRAP_TMPFS") == "0":
-        return False
-    import subprocess
-
-    size = max(limits.memory_mb // 2, 64)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}m,mode=0755", "agentgym-sbx", str(run)],
-                          capture_output=True)
-    return proc.returncode == 0
-
-
-async def _sh(*argv: str) -> None:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.PIPE, env=HOST_ENV)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise SandboxError(f"`{' '.join(argv[:3])}` failed: {err.decode(errors='replace').strip()}")
 
 
 class BwrapBackend:
@@ -162,7 +102,7 @@ class BwrapBackend:
             try:
                 empty.mkdir(parents=True)
                 if spec.source is not None:
-                    await _sh("cp", "-a", "--reflink=auto", f"{spec.source}/.", str(work))
+                    await host_command("cp", "-a", "--reflink=auto", f"{spec.source}/.", str(work))
                 else:
                     work.mkdir()
                 await self._chown(work)
@@ -184,7 +124,7 @@ class BwrapBackend:
 
     async def _chown(self, path: Path) -> None:
         if self.ids:
-            await _sh("chown", "-R", f"{self.ids[0]}:{self.ids[1]}", str(path))
+            await host_command("chown", "-R", f"{self.ids[0]}:{self.ids[1]}", str(path))
 
     async def create(self, spec: SandboxSpec, limits: Limits | None = None) -> BwrapSandbox:
         snap = await self.prepare(spec)
@@ -195,7 +135,7 @@ class BwrapBackend:
         run = bwrap_home() / "run" / sid
         run.mkdir(parents=True)
         (run / "owner.json").write_text(json.dumps(self.owner.labels()))  # before the mount: the reaper reads it
-        if _mount_private_tmpfs(run, limits):
+        if mount_private_tmpfs(run, limits):
             (run / "owner.json").write_text(json.dumps(self.owner.labels()))
         sandbox = BwrapSandbox(self, spec, limits, work=run / "work", snap=snap, tmp=run / "tmp",
                                rootfs=rootfs, sid=sid, run=run)
@@ -237,7 +177,7 @@ class BwrapSandbox:
             script += ' && rm -rf --one-file-system -- "$3" && mkdir -m 0700 -- "$3"'
             script += ' && chown -- "$4" "$3"' if owner else ""
             args += [str(self.tmp), owner]
-        await _sh("sh", "-c", script, "restore", *args)
+        await host_command("sh", "-c", script, "restore", *args)
 
     async def reset(self) -> None:
         await self.restore()

@@ -76,7 +76,7 @@ def remove_run_dir(path: Path) -> None:
 def reap_bwrap(everything: bool = False, only: Owner | None = None) -> tuple[list[str], list[str]]:
     """Remove bwrap run dirs (and their cgroups) whose owner is gone."""
     from agentgym.sandbox import cgroups
-    from agentgym.sandbox.bwrap import bwrap_home
+    from agentgym.sandbox.bwraphost import bwrap_home
 
     run = bwrap_home() / "run"
     removed, groups = [], []

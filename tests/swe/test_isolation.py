@@ -182,7 +182,7 @@ def test_reaper_removes_sandboxes_of_a_killed_owner(name):
         assert sid in report.containers
         assert backend.client.containers.list(all=True, filters={"name": sid}) == []
     else:
-        from agentgym.sandbox.bwrap import bwrap_home
+        from agentgym.sandbox.bwraphost import bwrap_home
 
         assert sid in report.bwrap
         assert not (bwrap_home() / "run" / sid).exists()

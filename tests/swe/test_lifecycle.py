@@ -50,7 +50,7 @@ class Leftovers:
             found = {c.name for c in self.backend.client.containers.list(
                 all=True, filters={"label": f"{LABEL}.owner_pid={pid}"})}
         else:
-            from agentgym.sandbox.bwrap import bwrap_home
+            from agentgym.sandbox.bwraphost import bwrap_home
 
             found = set()
             for d in (bwrap_home() / "run").iterdir():
