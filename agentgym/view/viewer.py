@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from agentgym.eval.metrics import wilson
-from agentgym.view import episode_html, eval_tables, pages
+from agentgym.view import episode_html, episodes_html, eval_tables, pages
 from agentgym.view.episode import episode_view
 from agentgym.view.episodes import (
     SUMMARY_VERSION,
@@ -141,7 +141,7 @@ class Viewer:
         )
         out.append(
             '<section class="episodes-section"><h3>Episodes</h3>'
-            + episode_html.filter_form(self.envs(run), train=run.kind == "train")
+            + episodes_html.filter_form(self.envs(run), train=run.kind == "train")
             + f'<div id="episode-list" data-live="{live}"></div><div id="episode-detail"></div></section>'
         )
         return "".join(out)
@@ -235,7 +235,7 @@ class Viewer:
             raise ValueError(f"order must be newest or oldest, not {order!r}")
         page = self.episodes(run).page(flt, offset, limit, newest=order == "newest")
         keep = {k: str(v) for k, v in query.items() if k not in ("run", "open") and v}
-        return episode_html.episode_list(page, run.id, keep, train=run.kind == "train")
+        return episodes_html.episode_list(page, run.id, keep, train=run.kind == "train")
 
     def _line(self, run: Run, where: str | None) -> tuple[bytes, int | None]:
         file, _, line = (where or "").partition(":")

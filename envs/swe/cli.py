@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _make_tasks(args: argparse.Namespace) -> int:
     from agentgym.sandbox.base import Limits
-    from envs.swe.env import make_backend
+    from envs.swe.backends import make_backend
     from envs.swe.generate import make_tasks, write_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

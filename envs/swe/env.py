@@ -27,7 +27,6 @@ from agentgym.core import TextEnv, ToolError
 from agentgym.core.hooks import run_sync
 from agentgym.core.task import Task
 from agentgym.core.tools import tool
-from agentgym.errors import UserError
 from agentgym.sandbox.base import (
     FileTooLarge,
     Limits,
@@ -38,6 +37,7 @@ from agentgym.sandbox.base import (
     truncate,
 )
 from agentgym.sandbox.pool import SandboxPool
+from envs.swe.backends import shared_pool
 from envs.swe.grading import GradeResult, grade
 from envs.swe.tasks import sandbox_spec, shipped_tasks, touched_files
 
@@ -47,57 +47,8 @@ Use the tools: bash(cmd) runs a shell command in /work, view(path, lines) shows 
 with line numbers, edit(path, old, new) replaces one exact occurrence of `old` with `new`,
 and submit() ends the episode and runs the hidden tests. Fix the library source, not the tests."""
 
-_POOLS: dict[tuple, SandboxPool] = {}
 MAX_FILE_BYTES = 2_000_000
 log = logging.getLogger(__name__)
-
-
-def make_backend(name: str, limits: Limits):
-    """``"docker"``, ``"bwrap"``, or ``"auto"`` (docker when a daemon answers, else bwrap)."""
-    from agentgym.sandbox.base import SandboxError
-
-    if name in ("docker", "auto"):
-        try:
-            from agentgym.sandbox.docker import DockerBackend
-
-            return DockerBackend(limits=limits)
-        except SandboxError as exc:
-            if name == "docker":
-                raise UserError(str(exc)) from exc
-    if name in ("bwrap", "auto"):
-        from agentgym.sandbox.bwrap import BwrapBackend
-
-        try:
-            return BwrapBackend(limits=limits)
-        except SandboxError as exc:
-            raise UserError(str(exc)) from exc
-    raise UserError(f"unknown sandbox backend {name!r}; use docker, bwrap or auto.")
-
-
-def shared_pool(backend: str, limits: Limits, size: int, reuse: bool) -> SandboxPool:
-    """One pool per (backend, limits) in this process, shared by every env instance.
-
-    The first one also removes sandboxes that crashed runs left behind. Every sandbox is
-    closed when the process exits (:mod:`agentgym.sandbox.lifecycle`).
-    """
-    key = (backend, limits, size, reuse)
-    if key not in _POOLS:
-        impl = make_backend(backend, limits)
-        if not _POOLS:
-            _reap_dead(impl)
-        _POOLS[key] = SandboxPool(impl, size=size, limits=limits, reuse=reuse)
-    return _POOLS[key]
-
-
-def _reap_dead(backend) -> None:
-    from agentgym.sandbox.reaper import reap
-
-    try:
-        reap(docker=backend.name == "docker", bwrap=backend.name == "bwrap",
-             client=getattr(backend, "client", None))
-    except Exception as exc:  # best effort: never block an episode on cleanup
-        log.debug("reaping leftovers failed: %s", exc)
-
 
 #: Seconds a tool call may take beyond its own timeout before the sandbox is given up.
 GRACE = 4.5
@@ -108,7 +59,7 @@ LOST = ("[the sandbox {why}, so it was discarded; the next tool call starts a fr
 class SweEnv(TextEnv):
     """Repository-level bug fixing with hidden tests (see the module docstring).
 
-    ``backend``: docker | bwrap | auto. ``reuse``: a finished episode's sandbox is reset in
+    ``backend``: docker | bwrap | auto (:mod:`envs.swe.backends`). ``reuse``: a finished episode's sandbox is reset in
     place and kept for the next episode of the same task (a GRPO group reuses one).
     ``pool_size``: sandboxes kept warm per task in the background; worth it only under a
     long-lived event loop (the rollout engine), not with the sync ``reset``/``step``.
