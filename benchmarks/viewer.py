@@ -278,19 +278,16 @@ def browser(run: Path, repeats: int, cache_root: Path) -> dict | None:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return None
-    if not Path("/usr/bin/chromium").exists():
+    from agentgym.browser import CHROMIUM_FLAGS, chromium_path
+    from agentgym.errors import UserError
+
+    try:
+        executable = chromium_path()
+    except UserError:
         return None
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     cold, warm = [], []
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         for r in range(repeats):
             cache = cache_root / f"browser-{r}"
             for bucket in (cold, warm):

@@ -22,7 +22,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentgym.distributed.worker import pack_state, unpack_state
+from agentgym.distributed.worker import PolicyHost, pack_state
 from agentgym.policy.base import Completion, GenerationRequest, WeightsPath
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _folder(config: Any) -> str:
     return model_folder(config.model.policy)
 
 
-class EngineActor:
+class EngineActor(PolicyHost):
     """One vLLM engine (made a Ray actor by :class:`EngineGroup`)."""
 
     def __init__(self, config: dict[str, Any], index: int):
@@ -59,16 +59,6 @@ class EngineActor:
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         return await self.policy.generate(requests)
-
-    async def load_weights(self, packed: Mapping[str, Any], version: int) -> int:
-        """Weights through the object store (no GPUs): the engine's own in-memory path."""
-        await self.policy.update_weights(unpack_state(packed))
-        self.policy.version = version
-        return version
-
-    async def set_version(self, version: int) -> int:
-        self.policy.version = version
-        return version
 
     # vLLM's weight-sync client protocol (its RayVLLMWeightSyncClient calls these on each actor)
     async def init_weight_transfer_engine(self, request: Any) -> None:

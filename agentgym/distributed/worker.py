@@ -66,7 +66,25 @@ def call_setup(targets: list[str]) -> None:
         fn()
 
 
-class RolloutWorker:
+class PolicyHost:
+    """What every actor that holds a policy answers to after a learner step."""
+
+    policy: Any
+
+    async def load_weights(self, packed: Mapping[str, Any], version: int) -> int:
+        """The learner's weights of policy ``version`` (packed by :func:`pack_state`), through the
+        policy's in-memory path (the Ray object store carries them; no GPU transfer group)."""
+        await self.policy.update_weights(unpack_state(packed))
+        self.policy.version = version
+        return version
+
+    async def set_version(self, version: int) -> int:
+        """The policy generates with the weights of ``version`` already (they reached it another way)."""
+        self.policy.version = version
+        return version
+
+
+class RolloutWorker(PolicyHost):
     """The actor class (made a Ray actor by :class:`~agentgym.distributed.rollouts.RayRolloutEngine`)."""
 
     def __init__(self, config: dict[str, Any], index: int, engines: list[Any] | None = None):
@@ -108,16 +126,6 @@ class RolloutWorker:
         return {"index": self.index, "pid": os.getpid(), "policy": getattr(self.policy, "name", ""),
                 "version": getattr(self.policy, "version", 0)}
 
-    async def load_weights(self, packed: Mapping[str, Any], version: int) -> int:
-        """The learner's weights of policy ``version`` (packed by :func:`pack_state`)."""
-        await self.policy.update_weights(unpack_state(packed))
-        self.policy.version = version
-        return version
-
-    async def set_version(self, version: int) -> int:
-        """The policy generates with the weights of ``version`` already (engine actors were updated)."""
-        self.policy.version = version
-        return version
 
     async def run_episode(self, spec: EpisodeSpec, version: int) -> Trajectory:
         """One episode with this worker's policy; trajectories record ``version`` at their start."""
