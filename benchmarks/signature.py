@@ -1,14 +1,14 @@
-"""The signature result: guidance and retrospective progress on a maze where plain GRPO has no signal.
+"""The signature result: guidance and retrospective progress on a maze where plain GRPO has almost no signal.
 
 SmolLM2-135M-Instruct is trained four times from the same weights, with the same seed, tasks
 and budget — plain GRPO, + guidance, + progress, both (the ``guidance:``/``progress:``
 sections of ``configs/ablation/<variant>.yaml``) — on 4x4 mazes whose shortest path is exactly
 4 cells, in at most 4 turns, with no reward shaping (``configs/signature.yaml``). There the
-untrained model wins none of 64 episodes and no group has a reward spread: plain GRPO starts
-with nothing to learn from. Each trained policy and the untrained one are then evaluated on
-the same held-out (test split) mazes, with 95% Wilson intervals.
+untrained model won none of 64 episodes in a probe and 2.5% of the held-out mazes: plain
+GRPO starts with almost nothing to learn from. Each trained policy and the untrained one
+are then evaluated on the same held-out (test split) mazes, with 95% Wilson intervals.
 
-    python benchmarks/signature.py                        # the README's run (about 75 min on 2 cores)
+    python benchmarks/signature.py                        # the README's run (30-50 min a variant on 2 shared cores)
     python benchmarks/signature.py --steps 1 --eval-episodes 8 --out /tmp/sig   # a smoke run
 
 Resumable: every finished phase is recorded in ``OUT/signature.json`` and skipped when the
