@@ -126,7 +126,6 @@ class RolloutWorker(PolicyHost):
         return {"index": self.index, "pid": os.getpid(), "policy": getattr(self.policy, "name", ""),
                 "version": getattr(self.policy, "version", 0)}
 
-
     async def run_episode(self, spec: EpisodeSpec, version: int) -> Trajectory:
         """One episode with this worker's policy; trajectories record ``version`` at their start."""
         self.engine.set_policy_version(version)
