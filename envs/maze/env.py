@@ -52,6 +52,7 @@ class MazeEnv(GridMoves, TextEnv):
         wall_density: float | None = None,
         min_path: int | None = None,
         max_path: int | None = None,
+        min_detour: int = 0,
         obs_mode: Literal["grid", "description"] = "grid",
         multi_step: bool = True,
         shaping: float = 0.0,
@@ -74,6 +75,11 @@ class MazeEnv(GridMoves, TextEnv):
             raise UserError(f"wall_density must be in [0, 1), not {self.wall_density}.")
         self.min_path = int(p["min_path"] if min_path is None else min_path)
         self.max_path = p["max_path"] if max_path is None else int(max_path)
+        self.min_detour = int(min_detour)
+        if self.min_detour < 0:
+            raise UserError(f"min_detour must be 0 or more, not {self.min_detour}.")
+        if self.min_detour and self.wall_density == 0:
+            raise UserError("min_detour needs walls: set wall_density above 0.")
         self.obs_mode = obs_mode
         self.shaping = float(shaping)
         self.seed = int(seed)
@@ -83,7 +89,11 @@ class MazeEnv(GridMoves, TextEnv):
     # ----------------------------------------------------------------- tasks
     def generate_task(self, index: int) -> Task:
         rng = np.random.default_rng([self.seed, index])
-        maze = generate_maze(rng, self.height, self.width, self.wall_density, self.min_path, self.max_path)
+        try:
+            maze = generate_maze(rng, self.height, self.width, self.wall_density, self.min_path, self.max_path,
+                                 min_detour=self.min_detour)
+        except RuntimeError as exc:  # settings no grid of this size allows: the user's to change
+            raise UserError(f"{exc}: widen min_path/max_path, lower min_detour or change the size.") from None
         task = Task(
             id=f"maze-{self.preset}-{self.height}x{self.width}-s{self.seed}-{index}",
             inputs={"grid": maze.rows, "start": list(maze.start), "goal": list(maze.goal)},

@@ -91,12 +91,18 @@ def generate_maze(
     min_path: int,
     max_path: int | None,
     max_attempts: int = 200,
+    min_detour: int = 0,
 ) -> Maze:
     """Draw a solvable maze whose shortest path has ``min_path..max_path`` moves.
 
     The goal is drawn first; the start among the cells whose distance to it is in
     range. The range is clipped to what the grid allows; if no draw fits after
     ``max_attempts`` the wall density is halved (still deterministic).
+
+    ``min_detour``: the shortest path is at least this many moves longer than the straight
+    (Manhattan) distance, so walls force the walker away from the goal on the way and a
+    rule that only moves toward the goal never arrives. Such mazes need walls: the density
+    is not lowered for them.
     """
     if not (2 <= height <= 64 and 2 <= width <= 64):
         raise ValueError(f"maze size must be between 2x2 and 64x64, not {height}x{width}")
@@ -107,8 +113,10 @@ def generate_maze(
     deltas = tuple(steps.values())
     n = height * width
     density = float(wall_density)
+    if min_detour > 0 and density <= 0:
+        raise ValueError("a maze with a detour needs walls: wall_density must be above 0")
     for attempt in range(max_attempts * 4):
-        if attempt and attempt % max_attempts == 0:
+        if attempt and attempt % max_attempts == 0 and min_detour <= 0:
             density *= 0.5
         draws = rng.random(n + 2).tolist()
         is_open = [False] * ((height + 2) * w2)
@@ -123,6 +131,10 @@ def generate_maze(
         goal = open_cells[int(draws[-2] * len(open_cells))]
         dist, order = bfs(is_open, goal, deltas)
         candidates = [j for j in order if lo <= dist[j] <= hi]  # BFS order is deterministic
+        if min_detour > 0:
+            gr, gc = divmod(goal, w2)
+            candidates = [j for j in candidates
+                          if dist[j] - abs(j // w2 - gr) - abs(j % w2 - gc) >= min_detour]
         if not candidates:
             continue
         start = candidates[int(draws[-1] * len(candidates))]
@@ -136,4 +148,5 @@ def generate_maze(
         text = "".join(["." if ok else "#" for ok in is_open])
         rows = [text[(r + 1) * w2 + 1:(r + 1) * w2 + 1 + width] for r in range(height)]
         return Maze(rows, divmod(start - w2 - 1, w2), divmod(goal - w2 - 1, w2), path, dist)
-    raise RuntimeError(f"could not generate a {height}x{width} maze with a path of {lo}..{hi} moves")
+    detour = f" and a detour of {min_detour}" if min_detour > 0 else ""
+    raise RuntimeError(f"could not generate a {height}x{width} maze with a path of {lo}..{hi} moves{detour}")

@@ -91,6 +91,37 @@ def test_bad_arguments_are_user_errors():
         MazeEnv(size=40)
     with pytest.raises(agentgym.UserError):
         MazeEnv(obs_mode="pixels")
+    with pytest.raises(agentgym.UserError):
+        MazeEnv(min_detour=-2)
+    with pytest.raises(agentgym.UserError):
+        MazeEnv(min_detour=2, wall_density=0.0)
+    with pytest.raises(agentgym.UserError, match="detour"):  # no 3x3 maze has a 3-move path and a detour of 6
+        MazeEnv(size=3, min_path=3, max_path=3, min_detour=6).generate_task(0)
+
+
+def _toward_goal(observation: dict) -> str:
+    """The first direction of "Goal: 2 up, 1 left." with its count: a walker that only closes in."""
+    return observation["content"].split("Goal: ")[-1].split(",")[0].split(".")[0].strip()
+
+
+@pytest.mark.parametrize("size,path", [(4, 4), (5, 6)])
+def test_detour_mazes_need_a_step_away_from_the_goal(size, path):
+    env = MazeEnv(size=size, wall_density=0.3, min_path=path, max_path=path, min_detour=2,
+                  obs_mode="description", max_turns=12)
+    for i in range(60):
+        task = env.generate_task(i)
+        (sr, sc), (gr, gc) = task.inputs["start"], task.inputs["goal"]
+        assert task.reference["length"] == path
+        assert path - abs(sr - gr) - abs(sc - gc) >= 2
+        observation, _ = env.reset(options={"task": task})
+        done, reward = False, 0.0
+        while not done:  # closing in never arrives ...
+            observation, reward, terminated, truncated, _ = env.step(_toward_goal(observation))
+            done = terminated or truncated
+        assert reward == 0.0
+        assert play_oracle(env, task)[0]  # ... the oracle does
+    # the default draws no detour: the mazes of existing seeds are unchanged
+    assert MazeEnv(preset="easy", seed=3).generate_task(7) == MazeEnv(preset="easy", seed=3, min_detour=0).generate_task(7)
 
 
 _GEN = """
