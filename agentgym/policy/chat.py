@@ -86,12 +86,16 @@ class ChatRenderer:
     """
 
     VALIDATE_CALLS = 8
+    SPOT_CHECK_EVERY = 64
 
     def __init__(self, tokenizer: Any, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
         self._fast_path = True  # off for good once a validation finds a difference
         self._validated = 0
+        self._windowed = True  # the same, for rendering a window of the conversation
+        self._windows_checked = 0
+        self._window_calls = 0
 
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
@@ -121,15 +125,30 @@ class ChatRenderer:
             shown = _SENTINEL_TOOL_NAME in self._apply(probe, [_SENTINEL_TOOL], False)
         except Exception:  # noqa: BLE001 - a template that fails on tools cannot show them
             shown = False
-        if not shown:
-            name = getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
-            if name not in _TOLD:
-                _TOLD.add(name)
-                log.info("the chat template of %s ignores `tools`: tool schemas are written into the system "
-                         "prompt instead (docs/policy.md, 'Tools for every model')", name)
+        if not shown and self._name not in _TOLD:
+            _TOLD.add(self._name)
+            log.info("the chat template of %s ignores `tools`: tool schemas are written into the system "
+                     "prompt instead (docs/policy.md, 'Tools for every model')", self._name)
         return not shown
 
+    @property
+    def _name(self) -> str:
+        """The tokenizer's model, for log lines."""
+        return getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
+
     def encode(self, text: str) -> list[int]:
+        """``text``'s ids, without special tokens added (the template wrote them).
+
+        A fast tokenizer is asked directly (its Rust backend), which gives the ids that
+        ``tokenizer(text)`` gives at half the cost, a cost paid on every turn of every episode;
+        only while the backend has no truncation or padding set (``tokenizer(..., truncation=True)``
+        elsewhere leaves it on) and splits special tokens as the tokenizer says.
+        """
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if (backend is not None and backend.truncation is None and backend.padding is None
+                and getattr(backend, "encode_special_tokens", False)
+                == bool(getattr(self.tokenizer, "split_special_tokens", False))):
+            return backend.encode(text, add_special_tokens=False).ids
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def render(
@@ -188,27 +207,74 @@ class ChatRenderer:
         Raises :class:`PrefixBroken` when the template renders the earlier turns differently
         once the new messages are added.
 
-        Only the new text is tokenized when the old text ends, or the new text starts, at a
-        special token (tokenizers split there before anything else, so encoding the two parts
-        apart gives the same ids). The first :attr:`VALIDATE_CALLS` calls also take the slow
-        path and compare; any difference turns the fast path off for this renderer.
+        Two shortcuts keep a turn's cost from growing with the episode, each checked against
+        the slow path (the whole conversation rendered and tokenized before and after) on the
+        first :attr:`VALIDATE_CALLS` calls that take it; any difference turns it off for this
+        renderer. Only the new text is tokenized when the old text ends, or the new text
+        starts, at a special token (tokenizers split there before anything else, so encoding
+        the two parts apart gives the same ids). And only a window of the conversation is
+        rendered (:meth:`window`): templates render a message from the message itself and its
+        neighbours, so the new messages come out the same after the window as after the whole
+        history. Past validation, one window call in :attr:`SPOT_CHECK_EVERY` is still checked.
         """
         closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
         if self._fast_path:
-            added = self._append_by_text(messages_so_far, new_messages, tools)
-            if added is not None:
-                if self._validated < self.VALIDATE_CALLS:
-                    try:
-                        slow = self._append_by_tokens(messages_so_far, new_messages, tools)
-                    except PrefixBroken:
-                        self._fast_path = False
-                        raise
+            window = self.window(messages_so_far) if self._windowed else None
+            added = None
+            if window is not None:
+                try:
+                    added = self._append_by_text(window, new_messages, tools)
+                except Exception:  # noqa: BLE001 - a template that needs more history: render it all
+                    self._windowed = False
+                if added is not None and self._should_check_window():
+                    slow = self._checked(messages_so_far, new_messages, tools)
+                    if slow != added:
+                        self._windowed = False
+                        log.info("the chat template of %s renders new messages differently after a window of "
+                                 "the conversation: whole conversations are rendered from now on", self._name)
+                        return closing + slow
+                    self._windows_checked += 1
+            if added is None and self._fast_path:
+                added = self._append_by_text(messages_so_far, new_messages, tools)
+                if added is not None and self._validated < self.VALIDATE_CALLS:
+                    slow = self._checked(messages_so_far, new_messages, tools)
                     if slow != added:
                         self._fast_path = False
                         return closing + slow
                     self._validated += 1
+            if added is not None:
                 return closing + added
         return closing + self._append_by_tokens(messages_so_far, new_messages, tools)
+
+    def _should_check_window(self) -> bool:
+        self._window_calls += 1
+        return self._windows_checked < self.VALIDATE_CALLS or self._window_calls % self.SPOT_CHECK_EVERY == 0
+
+    def _checked(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
+                 tools: list[dict] | None) -> list[int]:
+        """The slow path's answer while a shortcut is validated; a template that breaks the prefix
+        property turns the shortcuts off before :class:`PrefixBroken` propagates."""
+        try:
+            return self._append_by_tokens(messages_so_far, new_messages, tools)
+        except PrefixBroken:
+            self._fast_path = False
+            raise
+
+    @staticmethod
+    def window(messages: Sequence[Message]) -> list[Message] | None:
+        """The part of a conversation that decides how the messages after it render: a leading
+        system message, the last user message before the last assistant message, and everything
+        from that assistant message on. None when that is the whole conversation (or there is
+        no such user message: many templates insist on one)."""
+        last = _last_assistant(messages)
+        if last is None:
+            return None
+        user = next((i for i in range(last - 1, -1, -1) if messages[i].get("role") == "user"), None)
+        if user is None:
+            return None
+        head = [messages[0]] if user > 0 and messages[0].get("role") == "system" else []
+        window = [*head, messages[user], *messages[last:]]
+        return window if len(window) < len(messages) else None
 
     def _append_by_tokens(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
                           tools: list[dict] | None) -> list[int]:

@@ -154,3 +154,61 @@ def test_template_that_drops_past_reasoning_is_detected(tiny_tokenizer):
     messages = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "You moved up."}]
     assert conv.ids == renderer.render(messages, add_generation_prompt=True)
     assert sum(conv.mask) == 0 and len(conv.all_segments()) == 2
+
+
+def test_encode_matches_the_tokenizer_call(tiny_tokenizer):
+    """The backend shortcut gives the ids ``tokenizer(text)`` gives, special tokens and odd text included."""
+    renderer = ChatRenderer(tiny_tokenizer)
+    rng = random.Random(0)
+    pieces = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "\n", " ", "  ", "é", "日本", "move", "{\"a\": 1}", "\t", "!!"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        assert renderer.encode(text) == tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_encode_takes_the_slow_path_while_the_backend_truncates(tiny_tokenizer):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer.name_or_path)
+    tokenizer.backend_tokenizer.enable_truncation(max_length=2)
+    text = "move up down left right"
+    assert len(ChatRenderer(tokenizer).encode(text)) > 2
+    assert ChatRenderer(tokenizer).encode(text) == tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_window_keeps_system_last_user_message_and_the_reply():
+    system, user = {"role": "system", "content": "s"}, {"role": "user", "content": "u"}
+    reply, tool = {"role": "assistant", "content": "a"}, {"role": "tool", "content": "t"}
+    assert ChatRenderer.window([system, user, reply]) is None  # already the whole conversation
+    history = [system, user, reply, tool, reply, {"role": "user", "content": "u2"}, reply]
+    assert ChatRenderer.window(history) == [system, history[5], reply]
+    assert ChatRenderer.window([system, user, reply, tool, reply]) == [system, user, reply]
+    assert ChatRenderer.window([system, reply, tool, reply]) is None  # no user message to anchor it
+
+
+NUMBERS_TURNS = CHAT_TEMPLATE.replace(
+    "'<|im_start|>' + message['role'] + '\\n'", "'<|im_start|>' + message['role'] + ' ' + loop.index|string + '\\n'"
+).replace("'<|im_start|>assistant\\n'", "'<|im_start|>assistant ' + (messages|length + 1)|string + '\\n'")
+
+
+def test_window_turns_off_for_a_template_that_reads_the_whole_history(tiny_tokenizer):
+    """A template that numbers messages renders new ones differently after a window: validation
+    notices on the first call that takes the window, and every id stays what a full render gives."""
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=NUMBERS_TURNS)
+    assert "<|im_start|>user 2" in renderer.render_text([{"role": "system", "content": "s"},
+                                                        {"role": "user", "content": "u"}])
+    for seed in range(10):
+        check_prefix_property(tiny_tokenizer, seed, renderer)
+    assert not renderer._windowed and renderer._fast_path
+
+
+def test_windows_are_spot_checked_after_validation(tiny_tokenizer, monkeypatch):
+    renderer = ChatRenderer(tiny_tokenizer)
+    checks = []
+    slow = renderer._append_by_tokens
+    monkeypatch.setattr(renderer, "_append_by_tokens", lambda *a: checks.append(1) or slow(*a))
+    for seed in range(120):
+        check_prefix_property(tiny_tokenizer, seed, renderer)
+    windows = renderer._window_calls
+    assert renderer._windowed and renderer._windows_checked >= ChatRenderer.VALIDATE_CALLS
+    assert windows > 2 * ChatRenderer.SPOT_CHECK_EVERY
+    assert renderer._windows_checked == ChatRenderer.VALIDATE_CALLS + (
+        (windows - ChatRenderer.VALIDATE_CALLS) // ChatRenderer.SPOT_CHECK_EVERY)
