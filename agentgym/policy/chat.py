@@ -36,6 +36,9 @@ from agentgym.policy.base import GenerationRequest, Message
 _SENTINEL = "AGENTGYMSENTINEL"
 
 
+#: The user message a window of the conversation opens with (:meth:`ChatRenderer.window`).
+WINDOW_USER: Message = {"role": "user", "content": "Go on."}
+
 _SENTINEL_TOOL_NAME = "agentgym_sentinel_tool"
 _SENTINEL_TOOL = {"type": "function", "function": {
     "name": _SENTINEL_TOOL_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}}}}
@@ -94,8 +97,9 @@ class ChatRenderer:
         self._fast_path = True  # off for good once a validation finds a difference
         self._validated = 0
         self._windowed = True  # the same, for rendering a window of the conversation
-        self._windows_checked = 0
+        self._windows_checked = [0, 0]  # validations of windows as long as the history, and shorter
         self._window_calls = 0
+        self._openings: dict[str, str] = {}
 
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
@@ -207,35 +211,39 @@ class ChatRenderer:
         Raises :class:`PrefixBroken` when the template renders the earlier turns differently
         once the new messages are added.
 
-        Two shortcuts keep a turn's cost from growing with the episode, each checked against
-        the slow path (the whole conversation rendered and tokenized before and after) on the
-        first :attr:`VALIDATE_CALLS` calls that take it; any difference turns it off for this
-        renderer. Only the new text is tokenized when the old text ends, or the new text
+        Two shortcuts keep a turn's cost small and from growing with the episode, each checked
+        against the slow path (the whole conversation rendered and tokenized before and after)
+        on the first :attr:`VALIDATE_CALLS` calls that take it; any difference turns it off for
+        this renderer. Only the new text is tokenized when the old text ends, or the new text
         starts, at a special token (tokenizers split there before anything else, so encoding
         the two parts apart gives the same ids). And only a window of the conversation is
         rendered (:meth:`window`): templates render a message from the message itself and its
         neighbours, so the new messages come out the same after the window as after the whole
-        history. Past validation, one window call in :attr:`SPOT_CHECK_EVERY` is still checked.
+        history, and the window's opening renders the same for every turn (it is rendered once).
+        Past validation, one window call in :attr:`SPOT_CHECK_EVERY` is still checked.
         """
         closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
         if self._fast_path:
             window = self.window(messages_so_far) if self._windowed else None
             added = None
+            window_failed = False
             if window is not None:
                 try:
-                    added = self._append_by_text(window, new_messages, tools)
-                except Exception:  # noqa: BLE001 - a template that needs more history: render it all
-                    self._windowed = False
-                if added is not None and self._should_check_window():
+                    added = self._append_by_text(window, new_messages, tools,
+                                                 self._opening_prompt(window[:-1], tools))
+                except Exception:  # noqa: BLE001 - the whole conversation decides (below) whose fault it is
+                    window_failed = True
+                if added is not None and self._should_check_window(len(window) < len(messages_so_far)):
                     slow = self._checked(messages_so_far, new_messages, tools)
                     if slow != added:
                         self._windowed = False
                         log.info("the chat template of %s renders new messages differently after a window of "
                                  "the conversation: whole conversations are rendered from now on", self._name)
                         return closing + slow
-                    self._windows_checked += 1
             if added is None and self._fast_path:
                 added = self._append_by_text(messages_so_far, new_messages, tools)
+                if window_failed:  # the whole conversation renders: the template needs more than a window
+                    self._windowed = False
                 if added is not None and self._validated < self.VALIDATE_CALLS:
                     slow = self._checked(messages_so_far, new_messages, tools)
                     if slow != added:
@@ -246,9 +254,24 @@ class ChatRenderer:
                 return closing + added
         return closing + self._append_by_tokens(messages_so_far, new_messages, tools)
 
-    def _should_check_window(self) -> bool:
+    def _should_check_window(self, shortened: bool) -> bool:
+        """Validate the first calls of each kind (the window as long as the history, only its user
+        message stood in for; a shorter one), then one call in :attr:`SPOT_CHECK_EVERY`."""
         self._window_calls += 1
-        return self._windows_checked < self.VALIDATE_CALLS or self._window_calls % self.SPOT_CHECK_EVERY == 0
+        if self._windows_checked[shortened] < self.VALIDATE_CALLS or self._window_calls % self.SPOT_CHECK_EVERY == 0:
+            self._windows_checked[shortened] += 1
+            return True
+        return False
+
+    def _opening_prompt(self, opening: list[Message], tools: list[dict] | None) -> str:
+        """The window's opening and the generation prompt, rendered once per system message and tools."""
+        key = repr((opening, tools))
+        text = self._openings.get(key)
+        if text is None:
+            if len(self._openings) >= 256:
+                self._openings.clear()
+            text = self._openings[key] = self.render_text(opening, tools, add_generation_prompt=True)
+        return text
 
     def _checked(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
                  tools: list[dict] | None) -> list[int]:
@@ -262,19 +285,14 @@ class ChatRenderer:
 
     @staticmethod
     def window(messages: Sequence[Message]) -> list[Message] | None:
-        """The part of a conversation that decides how the messages after it render: a leading
-        system message, the last user message before the last assistant message, and everything
-        from that assistant message on. None when that is the whole conversation (or there is
-        no such user message: many templates insist on one)."""
+        """The part of a conversation that decides how the messages after it render: its system
+        message, a stand-in user message (the same every turn, so the opening renders once), and
+        the last assistant message on. None without an assistant message."""
         last = _last_assistant(messages)
         if last is None:
             return None
-        user = next((i for i in range(last - 1, -1, -1) if messages[i].get("role") == "user"), None)
-        if user is None:
-            return None
-        head = [messages[0]] if user > 0 and messages[0].get("role") == "system" else []
-        window = [*head, messages[user], *messages[last:]]
-        return window if len(window) < len(messages) else None
+        head = [messages[0]] if last > 0 and messages[0].get("role") == "system" else []
+        return [*head, WINDOW_USER, *messages[last:]]
 
     def _append_by_tokens(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
                           tools: list[dict] | None) -> list[int]:
@@ -291,14 +309,18 @@ class ChatRenderer:
         return after[len(before):]
 
     def _append_by_text(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
-                        tools: list[dict] | None) -> list[int] | None:
-        """The same difference from text, tokenizing only the new part; None when not safe."""
+                        tools: list[dict] | None, prompt: str | None = None) -> list[int] | None:
+        """The same difference from text, tokenizing only the new part; None when not safe.
+
+        ``prompt``: the conversation before its last assistant message with the generation prompt,
+        when already rendered (the text the reply must continue)."""
         before = self.render_text(messages_so_far, tools)
         after = self.render_text([*messages_so_far, *new_messages], tools, add_generation_prompt=True)
         if not after.startswith(before):
             return None  # the token path raises PrefixBroken with the exact place
         last = _last_assistant(messages_so_far)
         if last is not None and not before.startswith(
+                prompt if prompt is not None else
                 self.render_text(messages_so_far[:last], tools, add_generation_prompt=True)):
             return None
         new = after[len(before):]

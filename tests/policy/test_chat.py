@@ -7,7 +7,7 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from agentgym.policy.chat import ChatRenderer, PrefixBroken
+from agentgym.policy.chat import WINDOW_USER, ChatRenderer, PrefixBroken
 from agentgym.policy.tiny import CHAT_TEMPLATE
 
 WORDS = "move up down left right wall goal blocked you are at row column search result answer the a is".split()
@@ -90,11 +90,13 @@ def test_prefix_property_default_model_template(default_model):
 
 
 def test_fast_path_matches_full_render_after_validation(tiny_tokenizer):
-    """One renderer for 50 conversations: past its validation calls only new text is tokenized."""
+    """One renderer for 50 conversations: past its validation calls only a window is rendered and only
+    new text is tokenized, and every step still equals a full render (check_prefix_property)."""
     renderer = ChatRenderer(tiny_tokenizer)
     for seed in range(50):
         check_prefix_property(tiny_tokenizer, seed, renderer)
-    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+    assert renderer._fast_path and renderer._windowed
+    assert min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
 
 
 @pytest.mark.model
@@ -103,7 +105,8 @@ def test_fast_path_default_model_template(default_model):
     renderer = ChatRenderer(tokenizer)
     for seed in range(50):
         check_prefix_property(tokenizer, seed, renderer)
-    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+    assert renderer._fast_path and renderer._windowed
+    assert min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
 
 
 def test_fast_path_turns_off_when_validation_disagrees(tiny_tokenizer):
@@ -174,14 +177,14 @@ def test_encode_takes_the_slow_path_while_the_backend_truncates(tiny_tokenizer):
     assert ChatRenderer(tokenizer).encode(text) == tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def test_window_keeps_system_last_user_message_and_the_reply():
+def test_window_is_system_a_stand_in_user_message_and_the_reply():
     system, user = {"role": "system", "content": "s"}, {"role": "user", "content": "u"}
     reply, tool = {"role": "assistant", "content": "a"}, {"role": "tool", "content": "t"}
-    assert ChatRenderer.window([system, user, reply]) is None  # already the whole conversation
+    assert ChatRenderer.window([system, user, reply]) == [system, WINDOW_USER, reply]
     history = [system, user, reply, tool, reply, {"role": "user", "content": "u2"}, reply]
-    assert ChatRenderer.window(history) == [system, history[5], reply]
-    assert ChatRenderer.window([system, user, reply, tool, reply]) == [system, user, reply]
-    assert ChatRenderer.window([system, reply, tool, reply]) is None  # no user message to anchor it
+    assert ChatRenderer.window(history) == [system, WINDOW_USER, reply]
+    assert ChatRenderer.window([user, reply, tool, reply]) == [WINDOW_USER, reply]
+    assert ChatRenderer.window([system, user]) is None  # no reply yet
 
 
 NUMBERS_TURNS = CHAT_TEMPLATE.replace(
@@ -207,8 +210,8 @@ def test_windows_are_spot_checked_after_validation(tiny_tokenizer, monkeypatch):
     monkeypatch.setattr(renderer, "_append_by_tokens", lambda *a: checks.append(1) or slow(*a))
     for seed in range(120):
         check_prefix_property(tiny_tokenizer, seed, renderer)
-    windows = renderer._window_calls
-    assert renderer._windowed and renderer._windows_checked >= ChatRenderer.VALIDATE_CALLS
-    assert windows > 2 * ChatRenderer.SPOT_CHECK_EVERY
-    assert renderer._windows_checked == ChatRenderer.VALIDATE_CALLS + (
-        (windows - ChatRenderer.VALIDATE_CALLS) // ChatRenderer.SPOT_CHECK_EVERY)
+    calls, validations = renderer._window_calls, 2 * ChatRenderer.VALIDATE_CALLS
+    assert renderer._windowed and min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
+    assert calls > 4 * ChatRenderer.SPOT_CHECK_EVERY
+    assert validations < len(checks) <= validations + calls // ChatRenderer.SPOT_CHECK_EVERY
+    assert renderer._openings  # the window's opening was rendered once and kept
