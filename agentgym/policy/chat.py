@@ -25,13 +25,13 @@ Typical use by a rollout engine::
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
 
 from agentgym.policy.base import GenerationRequest, Message
+from agentgym.policy.templates import TemplateRenderer
 
 _SENTINEL = "AGENTGYMSENTINEL"
 
@@ -39,46 +39,11 @@ _SENTINEL = "AGENTGYMSENTINEL"
 #: The user message a window of the conversation opens with (:meth:`ChatRenderer.window`).
 WINDOW_USER: Message = {"role": "user", "content": "Go on."}
 
-_SENTINEL_TOOL_NAME = "agentgym_sentinel_tool"
-_SENTINEL_TOOL = {"type": "function", "function": {
-    "name": _SENTINEL_TOOL_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}}}}
-_TOLD: set[str] = set()  # models whose dropped tools were logged (once per process)
 log = logging.getLogger(__name__)
-
-TOOLS_HEADER = "# Tools\n\nYou can call these tools (JSON schemas):\n<tools>"
-TOOLS_FOOTER = (
-    "</tools>\n\nTo call a tool, reply with <tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>, "
-    "or write TOOL[ARGUMENT] for a tool's first argument."
-)
-
-
-def with_tools_in_system_prompt(messages: Sequence[Message], tools: list[dict]) -> list[Message]:
-    """``messages`` with the tool schemas written into the system prompt (one is added when there is
-    none): :data:`TOOLS_HEADER`, one JSON schema per line, :data:`TOOLS_FOOTER`. For chat templates
-    that drop ``tools``; the format is documented in docs/policy.md."""
-    block = "\n".join([TOOLS_HEADER, *(json.dumps(t, ensure_ascii=False) for t in tools), TOOLS_FOOTER])
-    out = [dict(m) for m in messages]
-    if out and out[0].get("role") == "system":
-        content = out[0].get("content") or ""
-        out[0]["content"] = f"{content}\n\n{block}" if content else block
-    else:
-        out.insert(0, {"role": "system", "content": block})
-    return out
 
 
 class PrefixBroken(Exception):
     """The chat template is not prefix-stable here: earlier turns render differently later."""
-
-
-def _clean(messages: Sequence[Message]) -> list[Message]:
-    """Copies with ``content=None`` replaced by "" (many templates concatenate content)."""
-    out = []
-    for message in messages:
-        message = dict(message)
-        if message.get("content") is None:
-            message["content"] = ""
-        out.append(message)
-    return out
 
 
 class ChatRenderer:
@@ -94,6 +59,7 @@ class ChatRenderer:
     def __init__(self, tokenizer: Any, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
+        self.templates = TemplateRenderer(tokenizer, chat_template)
         self._fast_path = True  # off for good once a validation finds a difference
         self._validated = 0
         self._windowed = True  # the same, for rendering a window of the conversation
@@ -104,36 +70,14 @@ class ChatRenderer:
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
     ) -> str:
-        """The conversation as the template writes it; ``tools`` reach the model either way: through
-        the template, or written into the system prompt when the template drops them
-        (:attr:`template_drops_tools`, :func:`with_tools_in_system_prompt`)."""
-        if tools and self.template_drops_tools:
-            messages, tools = with_tools_in_system_prompt(messages, tools), None
-        return self._apply(messages, tools, add_generation_prompt)
+        """The conversation as the template writes it (:meth:`TemplateRenderer.render_text`: tools
+        reach the model even when the template drops them)."""
+        return self.templates.render_text(messages, tools, add_generation_prompt)
 
-    def _apply(self, messages: Sequence[Message], tools: list[dict] | None, add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            _clean(messages),
-            tools=tools or None,
-            chat_template=self.chat_template,
-            add_generation_prompt=add_generation_prompt,
-            tokenize=False,
-        )
-
-    @cached_property
+    @property
     def template_drops_tools(self) -> bool:
-        """Whether the chat template leaves tool schemas out (SmolLM2's does): a conversation rendered
-        with a sentinel tool must show its name. Logged once per model and process when it does."""
-        probe = [{"role": "user", "content": "hi"}]
-        try:
-            shown = _SENTINEL_TOOL_NAME in self._apply(probe, [_SENTINEL_TOOL], False)
-        except Exception:  # noqa: BLE001 - a template that fails on tools cannot show them
-            shown = False
-        if not shown and self._name not in _TOLD:
-            _TOLD.add(self._name)
-            log.info("the chat template of %s ignores `tools`: tool schemas are written into the system "
-                     "prompt instead (docs/policy.md, 'Tools for every model')", self._name)
-        return not shown
+        """Whether the chat template leaves tool schemas out (:attr:`TemplateRenderer.template_drops_tools`)."""
+        return self.templates.template_drops_tools
 
     @property
     def _name(self) -> str:
