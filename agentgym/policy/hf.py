@@ -19,6 +19,7 @@ a state dict instead. Every completion records the version that produced it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -178,13 +179,23 @@ class HFPolicy:
         ]
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        return await self.start_generate(requests)
+
+    def start_generate(self, requests: Sequence[GenerationRequest]) -> asyncio.Future:
+        """:meth:`generate` without a coroutine: the requests go to the torch thread now, and the
+        future (on the running loop) gets their completions. The batching queue uses it, so a
+        batch starts without waiting for a task of its own to be scheduled."""
         rows_per_request = [self._rows(r) for r in requests]
-        flat = await self._queue.submit([row for rows in rows_per_request for row in rows])
-        out, at = [], 0
-        for rows in rows_per_request:
-            out.append(flat[at: at + len(rows)])
-            at += len(rows)
-        return out
+        sizes = [len(rows) for rows in rows_per_request]
+
+        def per_request(flat: list[Completion]) -> list[list[Completion]]:
+            out, at = [], 0
+            for size in sizes:
+                out.append(flat[at: at + size])
+                at += size
+            return out
+
+        return self._queue.submit([row for rows in rows_per_request for row in rows], per_request)
 
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """The blocking form of :meth:`generate` (all requests in one batch)."""

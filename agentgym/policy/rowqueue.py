@@ -29,6 +29,7 @@ class _Call:
     future: asyncio.Future
     results: list[Any]
     left: int
+    shape: Callable[[list[Any]], Any] | None = None
     error: BaseException | None = None
 
 
@@ -45,12 +46,13 @@ class RowQueue(Generic[Row]):
         self._scheduled = False  # a job is queued or running on the torch thread
         self._open: set[asyncio.Future] = set()
 
-    def submit(self, rows: Sequence[Row]) -> asyncio.Future:
-        """A future (on the running loop) of ``rows``' results, in order; call from the event loop."""
+    def submit(self, rows: Sequence[Row], shape: Callable[[list[Any]], Any] | None = None) -> asyncio.Future:
+        """A future (on the running loop) of ``rows``' results in order, or of ``shape(results)``;
+        call from the event loop."""
         loop = asyncio.get_running_loop()
-        call = _Call(loop.create_future(), [None] * len(rows), len(rows))
+        call = _Call(loop.create_future(), [None] * len(rows), len(rows), shape)
         if not rows:
-            call.future.set_result([])
+            call.future.set_result(shape([]) if shape is not None else [])
             return call.future
         self._open.add(call.future)
         call.future.add_done_callback(self._open.discard)
@@ -111,4 +113,4 @@ def _resolve(calls: list[_Call]) -> None:
         if call.error is not None:
             call.future.set_exception(call.error)
         else:
-            call.future.set_result(call.results)
+            call.future.set_result(call.shape(call.results) if call.shape is not None else call.results)

@@ -14,6 +14,10 @@ wait timer launches the next call at once. A dispatcher task would need several 
 iterations per batch, each behind every episode callback that became ready meanwhile (the
 first batch of a rollout used to leave only when all episodes had reset).
 
+A policy with ``start_generate(requests) -> asyncio.Future`` (the ``hf`` backend) gets each
+batch by it: the call starts within the callback that launched it, not when the loop gets to a
+task awaiting ``generate``.
+
 A policy that batches by itself (``continuous_batching = True``: vLLM, an HTTP server)
 gets every request on its own the moment it is made: collecting them here would make a
 finished reply wait for the slowest one in its batch.
@@ -131,9 +135,51 @@ class BatchingPolicy:
                 if not p.future.done():
                     batch.append(p)
             self._in_flight += 1
+            self._start(batch)
+
+    def _start(self, batch: list[_Pending]) -> None:
+        """Hand ``batch`` to the policy: by ``start_generate`` when it has it (the call starts now), else
+        by a task awaiting ``generate`` (it starts when the loop gets to the task)."""
+        start_generate = getattr(self.policy, "start_generate", None)
+        if start_generate is None:
             task = self._loop.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            return
+        start = time.perf_counter()
+        try:
+            future = start_generate([p.request for p in batch])
+        except Exception as exc:  # a request the policy refuses (an empty prompt): this batch learns it
+            self._deliver(batch, None, exc, start)
+            return
+        future.add_done_callback(lambda done: self._generated(batch, done, start))
+
+    def _generated(self, batch: list[_Pending], done: asyncio.Future, start: float) -> None:
+        if done.cancelled():
+            self._deliver(batch, None, asyncio.CancelledError(), start)
+        elif done.exception() is not None:
+            self._deliver(batch, None, done.exception(), start)
+        else:
+            self._deliver(batch, done.result(), None, start)
+
+    def _deliver(self, batch: list[_Pending], results: Sequence[list[Completion]] | None, error: BaseException | None,
+                 start: float) -> None:
+        """Answer every request of a finished call (its error to all of them), then start the next call
+        at once: from a done callback it would cost the next batch a loop iteration."""
+        if error is None and len(results) != len(batch):
+            error = RuntimeError(f"{self.name} returned {len(results)} results for {len(batch)} requests")
+        for i, p in enumerate(batch):
+            if p.future.done():
+                continue
+            if isinstance(error, asyncio.CancelledError):
+                p.future.cancel()
+            elif error is not None:
+                p.future.set_exception(error)
+            else:
+                p.future.set_result(results[i])
+        self.stats.record(len(batch), time.perf_counter() - start)
+        self._in_flight -= 1
+        self._launch()
 
     async def _direct(self, request: GenerationRequest) -> list[Completion]:
         start = time.perf_counter()
@@ -147,20 +193,12 @@ class BatchingPolicy:
         start = time.perf_counter()
         try:
             results = await self.policy.generate([p.request for p in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"{self.name} returned {len(results)} results for {len(batch)} requests")
-        except Exception as exc:  # every waiting episode learns about it
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+        except BaseException as exc:  # cancelled too: the waiting episodes learn it, the queue goes on
+            self._deliver(batch, None, exc, start)
+            if not isinstance(exc, Exception):
+                raise
         else:
-            for p, result in zip(batch, results):
-                if not p.future.done():
-                    p.future.set_result(result)
-        finally:
-            self.stats.record(len(batch), time.perf_counter() - start)
-            self._in_flight -= 1
-            self._launch()  # here, not from a done callback: that would cost the next batch a loop iteration
+            self._deliver(batch, results, None, start)
 
     async def aclose(self) -> None:
         """Stop waiting for company (calls in flight go on; the wrapped policy stays open)."""

@@ -122,3 +122,33 @@ async def test_a_policy_error_reaches_every_request_of_its_batch_and_the_queue_g
 def test_bad_limits_are_refused():
     with pytest.raises(ValueError):
         BatchingPolicy(GatedPolicy(), max_batch=0)
+
+
+class StartingPolicy(GatedPolicy):
+    """A policy with ``start_generate``: the call starts (and is recorded) when it is made."""
+
+    def __init__(self):
+        super().__init__()
+        self.started: list[list[str]] = []
+
+    def start_generate(self, requests):
+        if any(r.messages[0]["content"] == "refused" for r in requests):
+            raise ValueError("empty prompt")
+        self.started.append([r.messages[0]["content"] for r in requests])
+        return asyncio.ensure_future(self.generate(requests))
+
+
+async def test_a_policy_that_starts_generating_at_once_gets_its_batch_in_the_launching_step():
+    policy = StartingPolicy()
+    batcher = BatchingPolicy(policy, max_batch=2, max_wait_s=30.0)
+    asks = [asyncio.ensure_future(ask(batcher, f"s{i}")) for i in range(2)]
+    await asyncio.sleep(0)  # both requests queued: the second filled the batch and started the call
+    assert policy.started == [["s0", "s1"]]
+    assert await asyncio.gather(*asks) == ["s0", "s1"]
+
+
+async def test_a_batch_the_policy_refuses_fails_and_the_queue_goes_on():
+    batcher = BatchingPolicy(StartingPolicy(), max_batch=1, max_wait_s=0.0)
+    with pytest.raises(ValueError, match="empty prompt"):
+        await ask(batcher, "refused")
+    assert await ask(batcher, "fine") == "fine" and batcher.stats.calls == 2
