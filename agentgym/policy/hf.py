@@ -179,12 +179,17 @@ class HFPolicy:
         ]
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        return await self.start_generate(requests)
+        """Completions for ``requests``; concurrent calls share forward passes (up to ``max_batch_size`` rows)."""
+        return await self._submit(requests, alone=False)
 
     def start_generate(self, requests: Sequence[GenerationRequest]) -> asyncio.Future:
-        """:meth:`generate` without a coroutine: the requests go to the torch thread now, and the
-        future (on the running loop) gets their completions. The batching queue uses it, so a
-        batch starts without waiting for a task of its own to be scheduled."""
+        """``requests`` as a batch of their own, handed to the torch thread now: a future (on the
+        running loop) of their completions. The rollout engine's batching queue, which sizes its
+        batches itself, calls it from the callback that forms a batch; the torch thread runs such
+        batches one after another, so one can wait there while another runs."""
+        return self._submit(requests, alone=True)
+
+    def _submit(self, requests: Sequence[GenerationRequest], alone: bool) -> asyncio.Future:
         rows_per_request = [self._rows(r) for r in requests]
         sizes = [len(rows) for rows in rows_per_request]
 
@@ -195,7 +200,7 @@ class HFPolicy:
                 at += size
             return out
 
-        return self._queue.submit([row for rows in rows_per_request for row in rows], per_request)
+        return self._queue.submit([row for rows in rows_per_request for row in rows], per_request, alone=alone)
 
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """The blocking form of :meth:`generate` (all requests in one batch)."""

@@ -5,8 +5,8 @@ The ``hf`` backend samples on the process's one torch thread (:mod:`agentgym.tor
 it has none: no task of its own on the event loop, whose iterations (each behind every episode
 callback that became ready) would otherwise stand between a batch being asked for and its
 start. A job takes up to ``max_batch`` queued rows when it starts, so calls that arrive
-before then share its forward passes, runs them, and posts the results to the loops that
-asked. One batch per job: while rows remain the job queues its successor behind whatever
+before then share its forward passes (except a call submitted ``alone``: the batching queue
+sized it already), runs them, and posts the results to the loops that asked. One batch per job: while rows remain the job queues its successor behind whatever
 else waits for the torch thread (a weight update, a learner step), which keeps its turn.
 """
 
@@ -30,6 +30,7 @@ class _Call:
     results: list[Any]
     left: int
     shape: Callable[[list[Any]], Any] | None = None
+    alone: bool = False
     error: BaseException | None = None
 
 
@@ -46,11 +47,13 @@ class RowQueue(Generic[Row]):
         self._scheduled = False  # a job is queued or running on the torch thread
         self._open: set[asyncio.Future] = set()
 
-    def submit(self, rows: Sequence[Row], shape: Callable[[list[Any]], Any] | None = None) -> asyncio.Future:
+    def submit(self, rows: Sequence[Row], shape: Callable[[list[Any]], Any] | None = None, *,
+               alone: bool = False) -> asyncio.Future:
         """A future (on the running loop) of ``rows``' results in order, or of ``shape(results)``;
-        call from the event loop."""
+        call from the event loop. ``alone``: these rows make batches of their own, never shared
+        with another call's (a caller that sized its batch itself)."""
         loop = asyncio.get_running_loop()
-        call = _Call(loop.create_future(), [None] * len(rows), len(rows), shape)
+        call = _Call(loop.create_future(), [None] * len(rows), len(rows), shape, alone)
         if not rows:
             call.future.set_result(shape([]) if shape is not None else [])
             return call.future
@@ -73,7 +76,13 @@ class RowQueue(Generic[Row]):
     def _job(self) -> None:
         """One batch, on the torch thread."""
         with self._lock:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+            head = self._queue[0][1]
+            size = 0
+            for _, call, _ in self._queue[: self.max_batch]:  # one alone call, or the shared rows before one
+                if call is not head and (call.alone or head.alone):
+                    break
+                size += 1
+            batch, self._queue = self._queue[:size], self._queue[size:]
         error: BaseException | None = None
         results: list[Any] = []
         try:

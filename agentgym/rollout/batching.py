@@ -16,7 +16,10 @@ first batch of a rollout used to leave only when all episodes had reset).
 
 A policy with ``start_generate(requests) -> asyncio.Future`` (the ``hf`` backend) gets each
 batch by it: the call starts within the callback that launched it, not when the loop gets to a
-task awaiting ``generate``.
+task awaiting ``generate``. Such a policy runs the batches it is given one after another, so
+while its calls in flight are at ``max_concurrency`` it is also handed the next batch once that
+is full: it waits in the policy's queue and starts the moment the running one ends, with no trip
+through the event loop in between.
 
 A policy that batches by itself (``continuous_batching = True``: vLLM, an HTTP server)
 gets every request on its own the moment it is made: collecting them here would make a
@@ -120,13 +123,19 @@ class BatchingPolicy:
             self._timer.cancel()
             self._timer = None
         pending = self._pending
-        while self._in_flight < self.max_concurrency:
+        queues = getattr(self.policy, "start_generate", None) is not None
+        while True:
             while pending and pending[0].future.done():  # its episode timed out or was cancelled
                 pending.popleft()
             if not pending:
                 return
+            full = len(pending) >= self.max_batch
+            if self._in_flight >= self.max_concurrency:
+                # a policy that queues calls gets one more, full, batch: it starts the moment one ends
+                if not (queues and full and self._in_flight == self.max_concurrency):
+                    return
             due = pending[0].since + self.max_wait_s
-            if len(pending) < self.max_batch and self._loop.time() < due:
+            if not full and self._loop.time() < due:
                 self._timer = self._loop.call_at(due, self._launch)
                 return
             batch: list[_Pending] = []

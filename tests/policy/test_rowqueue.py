@@ -74,3 +74,16 @@ async def test_wait_idle_waits_for_what_this_loop_asked():
     run.hold.set()
     await asyncio.wait_for(waiter, 5)
     assert call.done() and call.result() == [2, 4]
+
+
+async def test_a_call_submitted_alone_is_never_merged():
+    """The batching queue sizes its batches itself: two of them waiting together still run apart."""
+    run = Recorder(hold=threading.Event())
+    queue = RowQueue(run, max_batch=8)
+    first = queue.submit([0], alone=True)
+    await asyncio.sleep(0.05)  # the torch thread holds the first batch
+    calls = [queue.submit([1, 2], alone=True), queue.submit([3, 4], alone=True), queue.submit([5]),
+             queue.submit([6]), queue.submit([7, 8], alone=True), queue.submit([9])]
+    run.hold.set()
+    await asyncio.gather(first, *calls)
+    assert run.batches == [[0], [1, 2], [3, 4], [5, 6], [7, 8], [9]]

@@ -152,3 +152,16 @@ async def test_a_batch_the_policy_refuses_fails_and_the_queue_goes_on():
     with pytest.raises(ValueError, match="empty prompt"):
         await ask(batcher, "refused")
     assert await ask(batcher, "fine") == "fine" and batcher.stats.calls == 2
+
+
+async def test_a_policy_that_queues_calls_is_handed_the_next_full_batch_while_busy():
+    policy = StartingPolicy()
+    policy.gate.clear()
+    batcher = BatchingPolicy(policy, max_batch=2, max_wait_s=0.0, max_concurrency=1)
+    asks = [asyncio.ensure_future(ask(batcher, f"q{i}")) for i in range(5)]
+    await asyncio.sleep(0.01)
+    assert policy.started == [["q0", "q1"], ["q2", "q3"]]  # the second waits in the policy's queue
+    assert len(batcher._pending) == 1  # a partial batch waits for a call to end
+    policy.gate.set()
+    assert await asyncio.gather(*asks) == [f"q{i}" for i in range(5)]
+    assert policy.started[2] == ["q4"]
