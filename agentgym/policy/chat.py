@@ -66,6 +66,9 @@ class ChatRenderer:
         self._windows_checked = [0, 0]  # validations of windows as long as the history, and shorter
         self._window_calls = 0
         self._openings: dict[str, str] = {}
+        self._head_reuse = True  # the same, for the system message's ids in first prompts
+        self._heads_checked = 0
+        self._heads: dict[str, tuple[str, list[int]]] = {}
 
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
@@ -106,8 +109,35 @@ class ChatRenderer:
         return self.encode(self.render_text(messages, tools, add_generation_prompt))
 
     def initial(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
-        """The first prompt: the messages followed by the generation prompt."""
-        return self.render(messages, tools, add_generation_prompt=True)
+        """The first prompt: the messages followed by the generation prompt.
+
+        Every episode of an environment opens with the same system message (tool schemas
+        included, often thousands of characters): where the prompt continues after it at a
+        special token, the system message's ids are kept from the last episode and only the rest
+        is tokenized (validated like :meth:`append_observation`'s shortcuts).
+        """
+        text = self.render_text(messages, tools, add_generation_prompt=True)
+        if not (self._head_reuse and messages and messages[0].get("role") == "system"):
+            return self.encode(text)
+        head = self._heads.get(key := repr((messages[0], tools)))
+        if head is None:
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            head_text = self.render_text(messages[:1], tools)
+            head = self._heads[key] = (head_text, self.encode(head_text))
+        head_text, head_ids = head
+        rest = text[len(head_text):]
+        if not (text.startswith(head_text) and (head_text.endswith(self.special_tokens)
+                                                 or rest.startswith(self.special_tokens))):
+            return self.encode(text)
+        ids = head_ids + self.encode(rest)
+        if self._heads_checked < self.VALIDATE_CALLS:
+            full = self.encode(text)
+            if full != ids:
+                self._head_reuse = False
+                return full
+            self._heads_checked += 1
+        return ids
 
     def prompt_of(self, request: GenerationRequest) -> list[int]:
         """A request's prompt ids: its token ids as given, or its messages rendered."""

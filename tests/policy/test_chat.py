@@ -215,3 +215,29 @@ def test_windows_are_spot_checked_after_validation(tiny_tokenizer, monkeypatch):
     assert calls > 4 * ChatRenderer.SPOT_CHECK_EVERY
     assert validations < len(checks) <= validations + calls // ChatRenderer.SPOT_CHECK_EVERY
     assert renderer._openings  # the window's opening was rendered once and kept
+
+
+def test_first_prompts_reuse_the_system_message_ids(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer)
+    system = {"role": "system", "content": "Reach the goal. Reply with one move."}
+    rng = random.Random(3)
+    for i in range(30):
+        tools = TOOLS if i % 3 else None
+        messages = [system, {"role": "user", "content": sentence(rng)}]
+        expected = renderer.encode(renderer.render_text(messages, tools, add_generation_prompt=True))
+        assert renderer.initial(messages, tools) == expected
+    assert renderer._head_reuse and renderer._heads_checked == ChatRenderer.VALIDATE_CALLS
+    assert len(renderer._heads) == 2  # one per system message and tools
+    no_system = [{"role": "user", "content": "hi"}]
+    assert renderer.initial(no_system) == renderer.encode(renderer.render_text(no_system, None, True))
+
+
+def test_a_wrong_system_message_split_is_caught_by_validation(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=(
+        "{% for m in messages %}{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}>{% endif %}"))
+    renderer.special_tokens = (" ",)  # pretend a space splits like a special token: "up " + "down" merge
+    messages = [{"role": "system", "content": "up"}, {"role": "user", "content": "down"}]
+    text = renderer.render_text(messages, None, True)
+    assert renderer.encode("up ") + renderer.encode(text[3:]) != renderer.encode(text)
+    assert renderer.initial(messages) == renderer.encode(text)
+    assert not renderer._head_reuse
