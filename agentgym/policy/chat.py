@@ -79,7 +79,7 @@ class ChatRenderer:
 
     @property
     def template_drops_tools(self) -> bool:
-        """Whether the chat template leaves tool schemas out (:attr:`TemplateRenderer.template_drops_tools`)."""
+        """Whether the chat template leaves tool schemas out (see :class:`TemplateRenderer`)."""
         return self.templates.template_drops_tools
 
     @property
@@ -232,7 +232,8 @@ class ChatRenderer:
         """Validate the first calls of each kind (the window as long as the history, only its user
         message stood in for; a shorter one), then one call in :attr:`SPOT_CHECK_EVERY`."""
         self._window_calls += 1
-        if self._windows_checked[shortened] < self.VALIDATE_CALLS or self._window_calls % self.SPOT_CHECK_EVERY == 0:
+        spot = self._window_calls % self.SPOT_CHECK_EVERY == 0
+        if self._windows_checked[shortened] < self.VALIDATE_CALLS or spot:
             self._windows_checked[shortened] += 1
             return True
         return False

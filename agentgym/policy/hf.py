@@ -179,7 +179,7 @@ class HFPolicy:
         ]
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Completions for ``requests``; concurrent calls share forward passes (up to ``max_batch_size`` rows)."""
+        """Completions for ``requests``; concurrent calls share forward passes (``max_batch_size`` rows)."""
         return await self._submit(requests, alone=False)
 
     def start_generate(self, requests: Sequence[GenerationRequest]) -> asyncio.Future:
@@ -200,7 +200,8 @@ class HFPolicy:
                 at += size
             return out
 
-        return self._queue.submit([row for rows in rows_per_request for row in rows], per_request, alone=alone)
+        rows = [row for rows in rows_per_request for row in rows]
+        return self._queue.submit(rows, per_request, alone=alone)
 
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """The blocking form of :meth:`generate` (all requests in one batch)."""

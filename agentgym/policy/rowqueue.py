@@ -1,13 +1,14 @@
 """Rows for the torch thread: queued from event loops, run in batches, answered on each caller's loop.
 
 The ``hf`` backend samples on the process's one torch thread (:mod:`agentgym.torch_thread`).
-:meth:`RowQueue.submit` queues a call's rows and hands the torch thread a job right away when
-it has none: no task of its own on the event loop, whose iterations (each behind every episode
-callback that became ready) would otherwise stand between a batch being asked for and its
-start. A job takes up to ``max_batch`` queued rows when it starts, so calls that arrive
-before then share its forward passes (except a call submitted ``alone``: the batching queue
-sized it already), runs them, and posts the results to the loops that asked. One batch per job: while rows remain the job queues its successor behind whatever
-else waits for the torch thread (a weight update, a learner step), which keeps its turn.
+:meth:`RowQueue.submit` queues a call's rows and hands the torch thread a job right away when it
+has none: no task of its own on the event loop, whose iterations (each behind every episode
+callback that became ready) would otherwise stand between a batch being asked for and its start.
+A job takes up to ``max_batch`` queued rows when it starts, so calls that arrive before then
+share its forward passes (except a call submitted ``alone``: the batching queue sized it
+already), runs them, and posts the results to the loops that asked. One batch per job: while
+rows remain the job queues its successor behind whatever else waits for the torch thread (a
+weight update, a learner step), which keeps its turn.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class RowQueue(Generic[Row]):
             results = self.run_batch([row for row, _, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"a batch of {len(batch)} rows gave {len(results)} results")
-        except BaseException as exc:  # the callers see it (and the queue goes on)
+        except BaseException as exc:  # noqa: BLE001 - the callers see it (and the queue goes on)
             error = exc
         with self._lock:  # queue the next job first: a caller woken below must not find none scheduled
             more = bool(self._queue)

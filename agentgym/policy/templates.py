@@ -10,11 +10,11 @@ which asks on every attribute access (``message.get``, ``loop.first``...) whethe
 is safe; that is most of a short render, and the rollout engine renders a few times per turn of
 every episode. The answer depends only on the object's type and the attribute's name, so the
 same template is compiled in a sandbox that remembers it, with the filters, globals, tests and
-extensions of the environment transformers compiles it in, and rendered with the same
-variables (the template's globals merged into them once, not on every render: 30 us becomes 20). It is checked against ``apply_chat_template`` on its first
-:attr:`~TemplateRenderer.CHECK_FIRST` renders and then one in :attr:`~TemplateRenderer.CHECK_EVERY`;
-a difference, or a transformers without the pieces it builds on, leaves ``apply_chat_template``
-doing every render.
+extensions of the environment transformers compiles it in, and rendered with the same variables
+(the template's globals merged into them once, not on every render: 30 us becomes 20). It is
+checked against ``apply_chat_template`` on its first :attr:`~TemplateRenderer.CHECK_FIRST`
+renders and then one in :attr:`~TemplateRenderer.CHECK_EVERY`; a difference, or a transformers
+without the pieces it builds on, leaves ``apply_chat_template`` doing every render.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class TemplateRenderer:
     def __init__(self, tokenizer: Any, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
-        self._compiled: dict[str, Any] = {}  # template source -> compiled in a remembering sandbox (None: not here)
+        self._compiled: dict[str, Any] = {}  # template source -> compiled here (None: not available)
         self._fast = True
         self._renders = 0
 
@@ -97,7 +97,8 @@ class TemplateRenderer:
         """The tokenizer's model, for log lines."""
         return getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
 
-    def render(self, messages: Sequence[Message], tools: list[dict] | None, add_generation_prompt: bool) -> str:
+    def render(self, messages: Sequence[Message], tools: list[dict] | None,
+               add_generation_prompt: bool) -> str:
         """The template's text for exactly these messages and tools (``content=None`` read as "")."""
         messages = _clean(messages)
         template = self._template(tools) if self._fast else None
@@ -105,7 +106,8 @@ class TemplateRenderer:
             return self.reference(messages, tools, add_generation_prompt)
         try:
             text = template.render(messages=messages, tools=tools or None, documents=None,
-                                   add_generation_prompt=add_generation_prompt, **self.tokenizer.special_tokens_map)
+                                   add_generation_prompt=add_generation_prompt,
+                                   **self.tokenizer.special_tokens_map)
         except Exception:  # noqa: BLE001 - the reference raises the error the caller should see, or renders
             expected = self.reference(messages, tools, add_generation_prompt)
             self._give_up("fails where apply_chat_template renders")
@@ -118,7 +120,8 @@ class TemplateRenderer:
                 return expected
         return text
 
-    def reference(self, messages: Sequence[Message], tools: list[dict] | None, add_generation_prompt: bool) -> str:
+    def reference(self, messages: Sequence[Message], tools: list[dict] | None,
+                  add_generation_prompt: bool) -> str:
         """The render by ``tokenizer.apply_chat_template``."""
         return self.tokenizer.apply_chat_template(_clean(messages), tools=tools or None,
                                                   chat_template=self.chat_template,
@@ -135,8 +138,8 @@ class TemplateRenderer:
 
     def _give_up(self, why: str) -> None:
         self._fast = False
-        log.info("the chat template of %s %s in a remembering sandbox: apply_chat_template renders it from now on",
-                 self.name, why)
+        log.info("the chat template of %s %s in a remembering sandbox: apply_chat_template renders it "
+                 "from now on", self.name, why)
 
 
 def _clean(messages: Sequence[Message]) -> list[Message]:

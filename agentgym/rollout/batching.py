@@ -89,7 +89,7 @@ class BatchingPolicy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Pending] = deque()
         self._in_flight = 0
-        self._tasks: set[asyncio.Task] = set()  # the calls in flight (held: the loop keeps only weak references)
+        self._tasks: set[asyncio.Task] = set()  # calls in flight (held: the loop keeps weak references only)
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -130,10 +130,11 @@ class BatchingPolicy:
             if not pending:
                 return
             full = len(pending) >= self.max_batch
-            if self._in_flight >= self.max_concurrency:
-                # a policy that queues calls gets one more, full, batch: it starts the moment one ends
-                if not (queues and full and self._in_flight == self.max_concurrency):
-                    return
+            # at max_concurrency, a policy that queues calls still gets one more, full, batch: it starts
+            # the moment one ends
+            if self._in_flight >= self.max_concurrency and not (
+                    queues and full and self._in_flight == self.max_concurrency):
+                return
             due = pending[0].since + self.max_wait_s
             if not full and self._loop.time() < due:
                 self._timer = self._loop.call_at(due, self._launch)
@@ -158,7 +159,7 @@ class BatchingPolicy:
         start = time.perf_counter()
         try:
             future = start_generate([p.request for p in batch])
-        except Exception as exc:  # a request the policy refuses (an empty prompt): this batch learns it
+        except Exception as exc:  # noqa: BLE001 - a request the policy refuses (empty prompt): its batch learns it
             self._deliver(batch, None, exc, start)
             return
         future.add_done_callback(lambda done: self._generated(batch, done, start))
@@ -171,8 +172,8 @@ class BatchingPolicy:
         else:
             self._deliver(batch, done.result(), None, start)
 
-    def _deliver(self, batch: list[_Pending], results: Sequence[list[Completion]] | None, error: BaseException | None,
-                 start: float) -> None:
+    def _deliver(self, batch: list[_Pending], results: Sequence[list[Completion]] | None,
+                 error: BaseException | None, start: float) -> None:
         """Answer every request of a finished call (its error to all of them), then start the next call
         at once: from a done callback it would cost the next batch a loop iteration."""
         if error is None and len(results) != len(batch):

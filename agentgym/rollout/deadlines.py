@@ -18,14 +18,14 @@ from typing import Any, Awaitable
 
 
 class _Call:
-    __slots__ = ("task", "deadline", "cancelling", "expired")
+    __slots__ = ("cancelling", "deadline", "expired", "task")
 
     def __init__(self, task: asyncio.Task, deadline: float, cancelling: int):
         self.task, self.deadline, self.cancelling, self.expired = task, deadline, cancelling, False
 
 
 class Deadlines:
-    """``await deadlines.within(call, limit)``: ``await call``, or ``asyncio.TimeoutError`` past ``limit`` s."""
+    """``await deadlines.within(call, limit)``: ``await call``, or ``asyncio.TimeoutError`` after ``limit`` s."""
 
     def __init__(self, resolution: float = 1.0):
         if resolution <= 0:

@@ -10,7 +10,6 @@ from transformers import AutoTokenizer
 
 from agentgym.policy import templates
 from agentgym.policy.templates import TemplateRenderer
-
 from tests.policy.test_chat import TOOLS, random_conversation
 from tests.policy.test_tools_prompt import NO_TOOLS_TEMPLATE
 
