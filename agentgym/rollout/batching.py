@@ -39,7 +39,8 @@ from agentgym.policy.base import Completion, GenerationRequest, Policy
 
 @dataclass
 class BatchStats:
-    """What the queue did: calls, batch sizes, time the policy was busy."""
+    """What the queue did: calls, batch sizes, time the policy was busy (a call that waited in the
+    policy's queue behind another counts from when that one ended)."""
 
     calls: int = 0
     requests: int = 0
@@ -91,6 +92,7 @@ class BatchingPolicy:
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()  # calls in flight (held: the loop keeps weak references only)
         self._timer: asyncio.TimerHandle | None = None
+        self._last_done = 0.0  # when the last call ended (perf_counter)
 
     @property
     def passthrough(self) -> bool:
@@ -187,7 +189,9 @@ class BatchingPolicy:
                 p.future.set_exception(error)
             else:
                 p.future.set_result(results[i])
-        self.stats.record(len(batch), time.perf_counter() - start)
+        now = time.perf_counter()  # busy from when it started or the call before it ended (a queued call waits)
+        self.stats.record(len(batch), now - max(start, self._last_done))
+        self._last_done = now
         self._in_flight -= 1
         self._launch()
 

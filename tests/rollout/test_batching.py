@@ -165,3 +165,21 @@ async def test_a_policy_that_queues_calls_is_handed_the_next_full_batch_while_bu
     policy.gate.set()
     assert await asyncio.gather(*asks) == [f"q{i}" for i in range(5)]
     assert policy.started[2] == ["q4"]
+
+
+async def test_busy_time_counts_a_queued_call_from_when_the_one_before_it_ended():
+    class OneAtATime(StartingPolicy):
+        def __init__(self):
+            super().__init__()
+            self.lock = asyncio.Lock()
+
+        async def generate(self, requests):
+            async with self.lock:
+                await asyncio.sleep(0.05)
+                return await super().generate(requests)
+
+    batcher = BatchingPolicy(OneAtATime(), max_batch=2, max_wait_s=0.0)
+    start = time.perf_counter()
+    await asyncio.gather(*(ask(batcher, f"b{i}") for i in range(6)))
+    wall = time.perf_counter() - start
+    assert batcher.stats.calls == 3 and 0.14 <= batcher.stats.busy_s <= wall + 0.01
