@@ -84,6 +84,10 @@ class Policy(Protocol):
     server) sets ``continuous_batching = True``; the rollout engine then sends each request
     on its own as soon as it is ready instead of collecting batches, so a short reply never
     waits for a long one.
+
+    A policy may also offer ``start_generate(requests) -> asyncio.Future``: ``generate``
+    started at once, without a coroutine (the ``hf`` backend). The rollout engine's batching
+    queue then starts each batch within the callback that forms it.
     """
 
     name: str

@@ -25,57 +25,25 @@ Typical use by a rollout engine::
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Sequence
 
 from agentgym.policy.base import GenerationRequest, Message
+from agentgym.policy.templates import TemplateRenderer
 
 _SENTINEL = "AGENTGYMSENTINEL"
 
 
-_SENTINEL_TOOL_NAME = "agentgym_sentinel_tool"
-_SENTINEL_TOOL = {"type": "function", "function": {
-    "name": _SENTINEL_TOOL_NAME, "description": "probe", "parameters": {"type": "object", "properties": {}}}}
-_TOLD: set[str] = set()  # models whose dropped tools were logged (once per process)
+#: The user message a window of the conversation opens with (:meth:`ChatRenderer.window`).
+WINDOW_USER: Message = {"role": "user", "content": "Go on."}
+
 log = logging.getLogger(__name__)
-
-TOOLS_HEADER = "# Tools\n\nYou can call these tools (JSON schemas):\n<tools>"
-TOOLS_FOOTER = (
-    "</tools>\n\nTo call a tool, reply with <tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>, "
-    "or write TOOL[ARGUMENT] for a tool's first argument."
-)
-
-
-def with_tools_in_system_prompt(messages: Sequence[Message], tools: list[dict]) -> list[Message]:
-    """``messages`` with the tool schemas written into the system prompt (one is added when there is
-    none): :data:`TOOLS_HEADER`, one JSON schema per line, :data:`TOOLS_FOOTER`. For chat templates
-    that drop ``tools``; the format is documented in docs/policy.md."""
-    block = "\n".join([TOOLS_HEADER, *(json.dumps(t, ensure_ascii=False) for t in tools), TOOLS_FOOTER])
-    out = [dict(m) for m in messages]
-    if out and out[0].get("role") == "system":
-        content = out[0].get("content") or ""
-        out[0]["content"] = f"{content}\n\n{block}" if content else block
-    else:
-        out.insert(0, {"role": "system", "content": block})
-    return out
 
 
 class PrefixBroken(Exception):
     """The chat template is not prefix-stable here: earlier turns render differently later."""
-
-
-def _clean(messages: Sequence[Message]) -> list[Message]:
-    """Copies with ``content=None`` replaced by "" (many templates concatenate content)."""
-    out = []
-    for message in messages:
-        message = dict(message)
-        if message.get("content") is None:
-            message["content"] = ""
-        out.append(message)
-    return out
 
 
 class ChatRenderer:
@@ -86,50 +54,52 @@ class ChatRenderer:
     """
 
     VALIDATE_CALLS = 8
+    SPOT_CHECK_EVERY = 64
 
     def __init__(self, tokenizer: Any, chat_template: str | None = None):
         self.tokenizer = tokenizer
         self.chat_template = chat_template
+        self.templates = TemplateRenderer(tokenizer, chat_template)
         self._fast_path = True  # off for good once a validation finds a difference
         self._validated = 0
+        self._windowed = True  # the same, for rendering a window of the conversation
+        self._windows_checked = [0, 0]  # validations of windows as long as the history, and shorter
+        self._window_calls = 0
+        self._openings: dict[str, str] = {}
+        self._head_reuse = True  # the same, for the system message's ids in first prompts
+        self._heads_checked = 0
+        self._heads: dict[str, tuple[str, list[int]]] = {}
 
     def render_text(
         self, messages: Sequence[Message], tools: list[dict] | None = None, add_generation_prompt: bool = False
     ) -> str:
-        """The conversation as the template writes it; ``tools`` reach the model either way: through
-        the template, or written into the system prompt when the template drops them
-        (:attr:`template_drops_tools`, :func:`with_tools_in_system_prompt`)."""
-        if tools and self.template_drops_tools:
-            messages, tools = with_tools_in_system_prompt(messages, tools), None
-        return self._apply(messages, tools, add_generation_prompt)
+        """The conversation as the template writes it (:meth:`TemplateRenderer.render_text`: tools
+        reach the model even when the template drops them)."""
+        return self.templates.render_text(messages, tools, add_generation_prompt)
 
-    def _apply(self, messages: Sequence[Message], tools: list[dict] | None, add_generation_prompt: bool) -> str:
-        return self.tokenizer.apply_chat_template(
-            _clean(messages),
-            tools=tools or None,
-            chat_template=self.chat_template,
-            add_generation_prompt=add_generation_prompt,
-            tokenize=False,
-        )
-
-    @cached_property
+    @property
     def template_drops_tools(self) -> bool:
-        """Whether the chat template leaves tool schemas out (SmolLM2's does): a conversation rendered
-        with a sentinel tool must show its name. Logged once per model and process when it does."""
-        probe = [{"role": "user", "content": "hi"}]
-        try:
-            shown = _SENTINEL_TOOL_NAME in self._apply(probe, [_SENTINEL_TOOL], False)
-        except Exception:  # noqa: BLE001 - a template that fails on tools cannot show them
-            shown = False
-        if not shown:
-            name = getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
-            if name not in _TOLD:
-                _TOLD.add(name)
-                log.info("the chat template of %s ignores `tools`: tool schemas are written into the system "
-                         "prompt instead (docs/policy.md, 'Tools for every model')", name)
-        return not shown
+        """Whether the chat template leaves tool schemas out (see :class:`TemplateRenderer`)."""
+        return self.templates.template_drops_tools
+
+    @property
+    def _name(self) -> str:
+        """The tokenizer's model, for log lines."""
+        return getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
 
     def encode(self, text: str) -> list[int]:
+        """``text``'s ids, without special tokens added (the template wrote them).
+
+        A fast tokenizer is asked directly (its Rust backend), which gives the ids that
+        ``tokenizer(text)`` gives at half the cost, a cost paid on every turn of every episode;
+        only while the backend has no truncation or padding set (``tokenizer(..., truncation=True)``
+        elsewhere leaves it on) and splits special tokens as the tokenizer says.
+        """
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if (backend is not None and backend.truncation is None and backend.padding is None
+                and getattr(backend, "encode_special_tokens", False)
+                == bool(getattr(self.tokenizer, "split_special_tokens", False))):
+            return backend.encode(text, add_special_tokens=False).ids
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def render(
@@ -139,8 +109,35 @@ class ChatRenderer:
         return self.encode(self.render_text(messages, tools, add_generation_prompt))
 
     def initial(self, messages: Sequence[Message], tools: list[dict] | None = None) -> list[int]:
-        """The first prompt: the messages followed by the generation prompt."""
-        return self.render(messages, tools, add_generation_prompt=True)
+        """The first prompt: the messages followed by the generation prompt.
+
+        Every episode of an environment opens with the same system message (tool schemas
+        included, often thousands of characters): where the prompt continues after it at a
+        special token, the system message's ids are kept from the last episode and only the rest
+        is tokenized (validated like :meth:`append_observation`'s shortcuts).
+        """
+        text = self.render_text(messages, tools, add_generation_prompt=True)
+        if not (self._head_reuse and messages and messages[0].get("role") == "system"):
+            return self.encode(text)
+        head = self._heads.get(key := repr((messages[0], tools)))
+        if head is None:
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            head_text = self.render_text(messages[:1], tools)
+            head = self._heads[key] = (head_text, self.encode(head_text))
+        head_text, head_ids = head
+        rest = text[len(head_text):]
+        if not (text.startswith(head_text) and (head_text.endswith(self.special_tokens)
+                                                 or rest.startswith(self.special_tokens))):
+            return self.encode(text)
+        ids = head_ids + self.encode(rest)
+        if self._heads_checked < self.VALIDATE_CALLS:
+            full = self.encode(text)
+            if full != ids:
+                self._head_reuse = False
+                return full
+            self._heads_checked += 1
+        return ids
 
     def prompt_of(self, request: GenerationRequest) -> list[int]:
         """A request's prompt ids: its token ids as given, or its messages rendered."""
@@ -188,27 +185,89 @@ class ChatRenderer:
         Raises :class:`PrefixBroken` when the template renders the earlier turns differently
         once the new messages are added.
 
-        Only the new text is tokenized when the old text ends, or the new text starts, at a
-        special token (tokenizers split there before anything else, so encoding the two parts
-        apart gives the same ids). The first :attr:`VALIDATE_CALLS` calls also take the slow
-        path and compare; any difference turns the fast path off for this renderer.
+        Two shortcuts keep a turn's cost small and from growing with the episode, each checked
+        against the slow path (the whole conversation rendered and tokenized before and after)
+        on the first :attr:`VALIDATE_CALLS` calls that take it; any difference turns it off for
+        this renderer. Only the new text is tokenized when the old text ends, or the new text
+        starts, at a special token (tokenizers split there before anything else, so encoding
+        the two parts apart gives the same ids). And only a window of the conversation is
+        rendered (:meth:`window`): templates render a message from the message itself and its
+        neighbours, so the new messages come out the same after the window as after the whole
+        history, and the window's opening renders the same for every turn (it is rendered once).
+        Past validation, one window call in :attr:`SPOT_CHECK_EVERY` is still checked.
         """
         closing = self.close_turn(sampled_ids) if sampled_ids is not None else []
         if self._fast_path:
-            added = self._append_by_text(messages_so_far, new_messages, tools)
-            if added is not None:
-                if self._validated < self.VALIDATE_CALLS:
-                    try:
-                        slow = self._append_by_tokens(messages_so_far, new_messages, tools)
-                    except PrefixBroken:
-                        self._fast_path = False
-                        raise
+            window = self.window(messages_so_far) if self._windowed else None
+            added = None
+            window_failed = False
+            if window is not None:
+                try:
+                    added = self._append_by_text(window, new_messages, tools,
+                                                 self._opening_prompt(window[:-1], tools))
+                except Exception:  # noqa: BLE001 - the whole conversation decides (below) whose fault it is
+                    window_failed = True
+                if added is not None and self._should_check_window(len(window) < len(messages_so_far)):
+                    slow = self._checked(messages_so_far, new_messages, tools)
+                    if slow != added:
+                        self._windowed = False
+                        log.info("the chat template of %s renders new messages differently after a window of "
+                                 "the conversation: whole conversations are rendered from now on", self._name)
+                        return closing + slow
+            if added is None and self._fast_path:
+                added = self._append_by_text(messages_so_far, new_messages, tools)
+                if window_failed:  # the whole conversation renders: the template needs more than a window
+                    self._windowed = False
+                if added is not None and self._validated < self.VALIDATE_CALLS:
+                    slow = self._checked(messages_so_far, new_messages, tools)
                     if slow != added:
                         self._fast_path = False
                         return closing + slow
                     self._validated += 1
+            if added is not None:
                 return closing + added
         return closing + self._append_by_tokens(messages_so_far, new_messages, tools)
+
+    def _should_check_window(self, shortened: bool) -> bool:
+        """Validate the first calls of each kind (the window as long as the history, only its user
+        message stood in for; a shorter one), then one call in :attr:`SPOT_CHECK_EVERY`."""
+        self._window_calls += 1
+        spot = self._window_calls % self.SPOT_CHECK_EVERY == 0
+        if self._windows_checked[shortened] < self.VALIDATE_CALLS or spot:
+            self._windows_checked[shortened] += 1
+            return True
+        return False
+
+    def _opening_prompt(self, opening: list[Message], tools: list[dict] | None) -> str:
+        """The window's opening and the generation prompt, rendered once per system message and tools."""
+        key = repr((opening, tools))
+        text = self._openings.get(key)
+        if text is None:
+            if len(self._openings) >= 256:
+                self._openings.clear()
+            text = self._openings[key] = self.render_text(opening, tools, add_generation_prompt=True)
+        return text
+
+    def _checked(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
+                 tools: list[dict] | None) -> list[int]:
+        """The slow path's answer while a shortcut is validated; a template that breaks the prefix
+        property turns the shortcuts off before :class:`PrefixBroken` propagates."""
+        try:
+            return self._append_by_tokens(messages_so_far, new_messages, tools)
+        except PrefixBroken:
+            self._fast_path = False
+            raise
+
+    @staticmethod
+    def window(messages: Sequence[Message]) -> list[Message] | None:
+        """The part of a conversation that decides how the messages after it render: its system
+        message, a stand-in user message (the same every turn, so the opening renders once), and
+        the last assistant message on. None without an assistant message."""
+        last = _last_assistant(messages)
+        if last is None:
+            return None
+        head = [messages[0]] if last > 0 and messages[0].get("role") == "system" else []
+        return [*head, WINDOW_USER, *messages[last:]]
 
     def _append_by_tokens(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
                           tools: list[dict] | None) -> list[int]:
@@ -225,14 +284,18 @@ class ChatRenderer:
         return after[len(before):]
 
     def _append_by_text(self, messages_so_far: Sequence[Message], new_messages: Sequence[Message],
-                        tools: list[dict] | None) -> list[int] | None:
-        """The same difference from text, tokenizing only the new part; None when not safe."""
+                        tools: list[dict] | None, prompt: str | None = None) -> list[int] | None:
+        """The same difference from text, tokenizing only the new part; None when not safe.
+
+        ``prompt``: the conversation before its last assistant message with the generation prompt,
+        when already rendered (the text the reply must continue)."""
         before = self.render_text(messages_so_far, tools)
         after = self.render_text([*messages_so_far, *new_messages], tools, add_generation_prompt=True)
         if not after.startswith(before):
             return None  # the token path raises PrefixBroken with the exact place
         last = _last_assistant(messages_so_far)
         if last is not None and not before.startswith(
+                prompt if prompt is not None else
                 self.render_text(messages_so_far[:last], tools, add_generation_prompt=True)):
             return None
         new = after[len(before):]

@@ -1,7 +1,7 @@
 """The ``hf`` backend: transformers generation on CPU or CUDA, batched, with exact logprobs.
 
-Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch (run on the
-process's torch thread, :mod:`agentgym.torch_thread`): prompts
+Concurrent ``generate`` calls (many episodes in flight) are gathered into one batch, run on the
+process's torch thread (:mod:`agentgym.torch_thread`, fed by :mod:`agentgym.policy.rowqueue`): prompts
 are left-padded, run with a KV cache, and finished rows are dropped from the batch as they end.
 The keys and values of each finished sequence are kept (:mod:`agentgym.policy.prefix_cache`,
 ``prefix_cache_gb``), so the next turn of a multi-turn episode prefills only its new tokens.
@@ -28,6 +28,7 @@ from agentgym.errors import UserError, require
 from agentgym.policy.base import Completion, GenerationRequest, LocalWeights
 from agentgym.policy.chat import ChatRenderer
 from agentgym.policy.prefix_cache import PrefixCache, PrefixEntry
+from agentgym.policy.rowqueue import RowQueue
 from agentgym.torch_thread import call_on_torch_thread, run_on_torch_thread
 
 
@@ -115,7 +116,6 @@ class HFPolicy:
             self.name = name or f"hf:{getattr(model, 'name_or_path', type(model).__name__)}"
         self.device = next(self.model.parameters()).device
         self.renderer = ChatRenderer(self.tokenizer)
-        self.max_batch_size = max_batch_size
         self.version = 0
         self.lock = threading.RLock()
         self.eos = eos_ids(self.tokenizer, getattr(self.model, "generation_config", None))
@@ -125,8 +125,17 @@ class HFPolicy:
         self.prefix_cache = PrefixCache(int(prefix_cache_gb * 2**30)) if prefix_cache_gb > 0 else None
         self._generator = torch.Generator(device="cpu")
         self._generator.seed()
-        self._pending: list[tuple[_Row, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
+        # looked up per batch, so a wrapped generate_rows (tests, tracing) sees every batch
+        self._queue: RowQueue[_Row] = RowQueue(lambda rows: self.generate_rows(rows), max_batch_size)
+
+    @property
+    def max_batch_size(self) -> int:
+        """The most rows one forward pass takes."""
+        return self._queue.max_batch
+
+    @max_batch_size.setter
+    def max_batch_size(self, value: int) -> None:
+        self._queue.max_batch = int(value)
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -170,31 +179,29 @@ class HFPolicy:
         ]
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        rows_per_request = [self._rows(r) for r in requests]
-        loop = asyncio.get_running_loop()
-        futures: list[list[asyncio.Future]] = []
-        for rows in rows_per_request:
-            futures.append([loop.create_future() for _ in rows])
-            self._pending.extend(zip(rows, futures[-1]))
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._drain())
-        return [list(await asyncio.gather(*group)) for group in futures]
+        """Completions for ``requests``; concurrent calls share forward passes (``max_batch_size`` rows)."""
+        return await self._submit(requests, alone=False)
 
-    async def _drain(self) -> None:
-        """Run pending rows in batches until none are left (callers that arrive meanwhile join)."""
-        while self._pending:
-            await asyncio.sleep(0)
-            batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
-            try:
-                results = await run_on_torch_thread(self.generate_rows, [row for row, _ in batch])
-            except Exception as exc:  # the callers see the error
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results):
-                if not future.done():
-                    future.set_result(result)
+    def start_generate(self, requests: Sequence[GenerationRequest]) -> asyncio.Future:
+        """``requests`` as a batch of their own, handed to the torch thread now: a future (on the
+        running loop) of their completions. The rollout engine's batching queue, which sizes its
+        batches itself, calls it from the callback that forms a batch; the torch thread runs such
+        batches one after another, so one can wait there while another runs."""
+        return self._submit(requests, alone=True)
+
+    def _submit(self, requests: Sequence[GenerationRequest], alone: bool) -> asyncio.Future:
+        rows_per_request = [self._rows(r) for r in requests]
+        sizes = [len(rows) for rows in rows_per_request]
+
+        def per_request(flat: list[Completion]) -> list[list[Completion]]:
+            out, at = [], 0
+            for size in sizes:
+                out.append(flat[at: at + size])
+                at += size
+            return out
+
+        rows = [row for rows in rows_per_request for row in rows]
+        return self._queue.submit(rows, per_request, alone=alone)
 
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """The blocking form of :meth:`generate` (all requests in one batch)."""
@@ -338,8 +345,8 @@ class HFPolicy:
                     self.version)
 
     async def close(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            await self._worker
+        """Wait for the generations this event loop asked for."""
+        await self._queue.wait_idle()
 
 
 def _load_model(transformers: Any, path: Any, dtype: Any, device: str) -> Any:

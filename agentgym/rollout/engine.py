@@ -45,7 +45,7 @@ from agentgym.rollout.context import (
     TokenRenderer,
     renderer_of,
 )
-from agentgym.rollout.envaccess import EnvAccess
+from agentgym.rollout.envaccess import EnvAccess, deadlines_for
 from agentgym.rollout.trajectory import Trajectory, Turn, jsonable
 
 TrajectoryCallback = Callable[[Trajectory], Any]
@@ -106,6 +106,7 @@ class RolloutEngine(EnvAccess):
         self._episode_slots: asyncio.Semaphore | None = None
         self._env_slots: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines = deadlines_for(self.config)
 
     # ----------------------------------------------------------------- public API
     def set_policy_version(self, version: int) -> None:

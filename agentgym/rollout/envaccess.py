@@ -19,10 +19,16 @@ from typing import Any
 from agentgym.core.factory import EnvFactory
 from agentgym.core.protocol import AsyncEnv
 from agentgym.rollout.config import RolloutConfig
+from agentgym.rollout.deadlines import Deadlines
 
 
 class EnvTimeout(RuntimeError):
     """An environment call (reset, step, hook, close) exceeded ``step_timeout_s``."""
+
+
+def deadlines_for(config: RolloutConfig) -> Deadlines:
+    """The engine's step timeouts: an overrun is stopped within an eighth of the limit (at most 1 s)."""
+    return Deadlines(min(1.0, (config.step_timeout_s or 60.0) / 8))
 
 
 class EnvAccess:
@@ -33,6 +39,7 @@ class EnvAccess:
     _episode_slots: asyncio.Semaphore | None
     _env_slots: dict[str, asyncio.Semaphore]
     _loop: asyncio.AbstractEventLoop | None
+    _deadlines: Deadlines
 
     @contextlib.asynccontextmanager
     async def env_session(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> AsyncIterator[AsyncEnv]:
@@ -44,7 +51,7 @@ class EnvAccess:
             try:
                 yield env
             finally:
-                await _close(env, self.config.step_timeout_s or 60.0)
+                await _close(env, self._deadlines, self.config.step_timeout_s or 60.0)
 
     async def env_call(self, call: Awaitable[Any], what: str) -> Any:
         """Await an environment call within ``step_timeout_s``."""
@@ -52,7 +59,7 @@ class EnvAccess:
         if limit is None:
             return await call
         try:
-            return await within(call, limit)
+            return await self._deadlines.within(call, limit)
         except asyncio.TimeoutError:
             raise EnvTimeout(f"the environment's {what} took longer than {limit} s") from None
 
@@ -105,22 +112,9 @@ class _NoLimit:
 _NO_LIMIT = _NoLimit()
 
 
-async def within(call: Awaitable[Any], limit: float) -> Any:
-    """``await call``, or ``asyncio.TimeoutError`` after ``limit`` seconds.
-
-    ``asyncio.timeout`` (Python 3.11+) awaits in the caller's task; ``wait_for`` wraps every call
-    in a task of its own, which on a hot path (a step and a progress read per turn) costs loop
-    iterations that delay the episode's next request.
-    """
-    if hasattr(asyncio, "timeout"):
-        async with asyncio.timeout(limit):
-            return await call
-    return await asyncio.wait_for(call, limit)
-
-
-async def _close(env: AsyncEnv, limit: float) -> None:
+async def _close(env: AsyncEnv, deadlines: Deadlines, limit: float) -> None:
     """Close within ``limit`` seconds (a close behind a hung hook must not hang the episode)."""
     try:
-        await within(env.aclose(), limit)
+        await deadlines.within(env.aclose(), limit)
     except Exception:  # closing must not hide the episode's own outcome
         pass

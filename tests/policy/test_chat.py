@@ -7,7 +7,7 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from agentgym.policy.chat import ChatRenderer, PrefixBroken
+from agentgym.policy.chat import WINDOW_USER, ChatRenderer, PrefixBroken
 from agentgym.policy.tiny import CHAT_TEMPLATE
 
 WORDS = "move up down left right wall goal blocked you are at row column search result answer the a is".split()
@@ -90,11 +90,13 @@ def test_prefix_property_default_model_template(default_model):
 
 
 def test_fast_path_matches_full_render_after_validation(tiny_tokenizer):
-    """One renderer for 50 conversations: past its validation calls only new text is tokenized."""
+    """One renderer for 50 conversations: past its validation calls only a window is rendered and only
+    new text is tokenized, and every step still equals a full render (check_prefix_property)."""
     renderer = ChatRenderer(tiny_tokenizer)
     for seed in range(50):
         check_prefix_property(tiny_tokenizer, seed, renderer)
-    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+    assert renderer._fast_path and renderer._windowed
+    assert min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
 
 
 @pytest.mark.model
@@ -103,7 +105,8 @@ def test_fast_path_default_model_template(default_model):
     renderer = ChatRenderer(tokenizer)
     for seed in range(50):
         check_prefix_property(tokenizer, seed, renderer)
-    assert renderer._fast_path and renderer._validated == ChatRenderer.VALIDATE_CALLS
+    assert renderer._fast_path and renderer._windowed
+    assert min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
 
 
 def test_fast_path_turns_off_when_validation_disagrees(tiny_tokenizer):
@@ -154,3 +157,87 @@ def test_template_that_drops_past_reasoning_is_detected(tiny_tokenizer):
     messages = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "You moved up."}]
     assert conv.ids == renderer.render(messages, add_generation_prompt=True)
     assert sum(conv.mask) == 0 and len(conv.all_segments()) == 2
+
+
+def test_encode_matches_the_tokenizer_call(tiny_tokenizer):
+    """The backend shortcut gives the ids ``tokenizer(text)`` gives, special tokens and odd text included."""
+    renderer = ChatRenderer(tiny_tokenizer)
+    rng = random.Random(0)
+    pieces = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "\n", " ", "  ", "é", "日本", "move", "{\"a\": 1}", "\t", "!!"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        assert renderer.encode(text) == tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_encode_takes_the_slow_path_while_the_backend_truncates(tiny_tokenizer):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer.name_or_path)
+    tokenizer.backend_tokenizer.enable_truncation(max_length=2)
+    text = "move up down left right"
+    assert len(ChatRenderer(tokenizer).encode(text)) > 2
+    assert ChatRenderer(tokenizer).encode(text) == tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_window_is_system_a_stand_in_user_message_and_the_reply():
+    system, user = {"role": "system", "content": "s"}, {"role": "user", "content": "u"}
+    reply, tool = {"role": "assistant", "content": "a"}, {"role": "tool", "content": "t"}
+    assert ChatRenderer.window([system, user, reply]) == [system, WINDOW_USER, reply]
+    history = [system, user, reply, tool, reply, {"role": "user", "content": "u2"}, reply]
+    assert ChatRenderer.window(history) == [system, WINDOW_USER, reply]
+    assert ChatRenderer.window([user, reply, tool, reply]) == [WINDOW_USER, reply]
+    assert ChatRenderer.window([system, user]) is None  # no reply yet
+
+
+NUMBERS_TURNS = CHAT_TEMPLATE.replace(
+    "'<|im_start|>' + message['role'] + '\\n'", "'<|im_start|>' + message['role'] + ' ' + loop.index|string + '\\n'"
+).replace("'<|im_start|>assistant\\n'", "'<|im_start|>assistant ' + (messages|length + 1)|string + '\\n'")
+
+
+def test_window_turns_off_for_a_template_that_reads_the_whole_history(tiny_tokenizer):
+    """A template that numbers messages renders new ones differently after a window: validation
+    notices on the first call that takes the window, and every id stays what a full render gives."""
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=NUMBERS_TURNS)
+    assert "<|im_start|>user 2" in renderer.render_text([{"role": "system", "content": "s"},
+                                                        {"role": "user", "content": "u"}])
+    for seed in range(10):
+        check_prefix_property(tiny_tokenizer, seed, renderer)
+    assert not renderer._windowed and renderer._fast_path
+
+
+def test_windows_are_spot_checked_after_validation(tiny_tokenizer, monkeypatch):
+    renderer = ChatRenderer(tiny_tokenizer)
+    checks = []
+    slow = renderer._append_by_tokens
+    monkeypatch.setattr(renderer, "_append_by_tokens", lambda *a: checks.append(1) or slow(*a))
+    for seed in range(120):
+        check_prefix_property(tiny_tokenizer, seed, renderer)
+    calls, validations = renderer._window_calls, 2 * ChatRenderer.VALIDATE_CALLS
+    assert renderer._windowed and min(renderer._windows_checked) >= ChatRenderer.VALIDATE_CALLS
+    assert calls > 4 * ChatRenderer.SPOT_CHECK_EVERY
+    assert validations < len(checks) <= validations + calls // ChatRenderer.SPOT_CHECK_EVERY
+    assert renderer._openings  # the window's opening was rendered once and kept
+
+
+def test_first_prompts_reuse_the_system_message_ids(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer)
+    system = {"role": "system", "content": "Reach the goal. Reply with one move."}
+    rng = random.Random(3)
+    for i in range(30):
+        tools = TOOLS if i % 3 else None
+        messages = [system, {"role": "user", "content": sentence(rng)}]
+        expected = renderer.encode(renderer.render_text(messages, tools, add_generation_prompt=True))
+        assert renderer.initial(messages, tools) == expected
+    assert renderer._head_reuse and renderer._heads_checked == ChatRenderer.VALIDATE_CALLS
+    assert len(renderer._heads) == 2  # one per system message and tools
+    no_system = [{"role": "user", "content": "hi"}]
+    assert renderer.initial(no_system) == renderer.encode(renderer.render_text(no_system, None, True))
+
+
+def test_a_wrong_system_message_split_is_caught_by_validation(tiny_tokenizer):
+    renderer = ChatRenderer(tiny_tokenizer, chat_template=(
+        "{% for m in messages %}{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}>{% endif %}"))
+    renderer.special_tokens = (" ",)  # pretend a space splits like a special token: "up " + "down" merge
+    messages = [{"role": "system", "content": "up"}, {"role": "user", "content": "down"}]
+    text = renderer.render_text(messages, None, True)
+    assert renderer.encode("up ") + renderer.encode(text[3:]) != renderer.encode(text)
+    assert renderer.initial(messages) == renderer.encode(text)
+    assert not renderer._head_reuse

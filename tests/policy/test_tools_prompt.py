@@ -8,7 +8,8 @@ import pytest
 
 import agentgym
 from agentgym.core import Task, TextEnv, tool
-from agentgym.policy.chat import TOOLS_HEADER, ChatRenderer, with_tools_in_system_prompt
+from agentgym.policy.chat import ChatRenderer
+from agentgym.policy.templates import TOOLS_HEADER, with_tools_in_system_prompt
 
 #: ChatML that never looks at ``tools`` (as SmolLM2's template).
 NO_TOOLS_TEMPLATE = (
