@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from agentgym import __version__
-from agentgym.errors import UserError
+from agentgym.errors import Terminated, UserError, interrupted_exit_code
 
 # name -> (module, one-line help). Order is the order shown by --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,8 +54,19 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread, unless someone set a handler already."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _terminate_like_interrupt()
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
@@ -68,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"agentgym: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("agentgym: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"agentgym: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+        return interrupted_exit_code(exc)
     except BrokenPipeError:  # `agentgym envs list | head`: the reader left; not an error worth a traceback
         import os
 

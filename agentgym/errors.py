@@ -12,6 +12,17 @@ class UserError(Exception):
     """A mistake the user can fix; the message says what to do."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the command line as Ctrl-C is (:func:`agentgym.cli.main`): every
+    ``finally`` runs (a training run saves its checkpoint, vLLM engine processes and sandboxes
+    are shut down) instead of the process dying on the spot and leaving its children running."""
+
+
+def interrupted_exit_code(exc: KeyboardInterrupt) -> int:
+    """The shell's code for a command stopped by ``exc``: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(exc, Terminated) else 130
+
+
 class MissingExtraError(UserError):
     """An optional dependency is not installed."""
 

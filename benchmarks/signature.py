@@ -3,10 +3,13 @@
 SmolLM2-135M-Instruct is trained four times from the same weights, with the same seed, tasks
 and budget — plain GRPO, + guidance, + progress, both (the ``guidance:``/``progress:``
 sections of ``configs/ablation/<variant>.yaml``) — on 4x4 mazes whose shortest path is exactly
-4 cells, in at most 4 turns, with no reward shaping (``configs/signature.yaml``). There the
-untrained model won none of 64 episodes in a probe and 2.5% of the held-out mazes: plain
-GRPO starts with almost nothing to learn from. Each trained policy and the untrained one
-are then evaluated on the same held-out (test split) mazes, with 95% Wilson intervals.
+4 cells and 2 longer than the straight distance (``min_detour``: a wall forces a step away from
+the goal), in at most 4 turns, with no reward shaping (``configs/signature.yaml``). Walking
+toward the goal never arrives, so the greedy rule a policy picks up on open mazes (move the
+first way the goal description names) wins none of them: the script plays that rule on the
+held-out mazes and counts how often each variant's outcome agrees with it. Each trained policy
+and the untrained one are evaluated on the same held-out (test split) mazes, with 95% Wilson
+intervals.
 
     python benchmarks/signature.py                        # the README's run (30-50 min a variant on 2 shared cores)
     python benchmarks/signature.py --steps 1 --eval-episodes 8 --out /tmp/sig   # a smoke run

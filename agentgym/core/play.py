@@ -53,10 +53,7 @@ def play(args: argparse.Namespace) -> int:
     factory = env_factory("local")
     kwargs = {"split": args.split, **parse_kv(args.set)}
     factory.validate(args.env_id, kwargs)
-    try:
-        return asyncio.run(_play(factory, args, kwargs))
-    except KeyboardInterrupt:
-        return 130
+    return asyncio.run(_play(factory, args, kwargs))  # Ctrl-C and SIGTERM: agentgym.cli.main says so
 
 
 async def _play(factory, args: argparse.Namespace, kwargs: dict) -> int:

@@ -26,7 +26,7 @@ _FLAGS = {"--resume": "resume", "--no-progress": "no_progress", "--print-config"
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentgym.errors import UserError
+    from agentgym.errors import UserError, interrupted_exit_code
     from agentgym.train.config import load_config
 
     overrides = []
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     show_logs()
     try:
         result = train(config, resume=args.resume, progress=False if args.no_progress else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"agentgym: interrupted. {_resume_hint(config)}", file=sys.stderr)
-        return 130
+        return interrupted_exit_code(exc)
     if result.rank != 0:  # another learner rank under torchrun: rank 0 reports
         return 0
     summary = {"run_dir": str(result.run_dir), "final_step": result.final_step, "wall_s": round(result.wall_s, 1)}
