@@ -87,7 +87,9 @@ class Policy(Protocol):
 
     A policy may also offer ``start_generate(requests) -> asyncio.Future``: ``generate``
     started at once, without a coroutine (the ``hf`` backend). The rollout engine's batching
-    queue then starts each batch within the callback that forms it.
+    queue then starts each batch within the callback that forms it, unless a subclass overrides
+    ``generate`` below the class that defines ``start_generate`` (it is sent every batch through
+    its ``generate``).
     """
 
     name: str

@@ -32,7 +32,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from agentgym.policy.base import Completion, GenerationRequest, Policy
 
@@ -59,6 +59,21 @@ class BatchStats:
     @property
     def mean_batch(self) -> float:
         return self.requests / self.calls if self.calls else 0.0
+
+
+def start_generate_of(policy: Policy) -> Any:
+    """The policy's ``start_generate``, unless a subclass overrides ``generate`` below the class that
+    defines it: such a subclass (one that records, filters or rewrites requests) must see every
+    batch, so it gets them through ``generate``."""
+    start = getattr(policy, "start_generate", None)
+    if start is None:
+        return None
+    mro = type(policy).__mro__
+    starter = next((c for c in mro if "start_generate" in c.__dict__), None)
+    generator = next((c for c in mro if "generate" in c.__dict__), None)
+    if starter is None or generator is None or not issubclass(starter, generator):
+        return None
+    return start
 
 
 @dataclass
@@ -93,6 +108,7 @@ class BatchingPolicy:
         self._tasks: set[asyncio.Task] = set()  # calls in flight (held: the loop keeps weak references only)
         self._timer: asyncio.TimerHandle | None = None
         self._last_done = 0.0  # when the last call ended (perf_counter)
+        self._start_generate = start_generate_of(policy)
 
     @property
     def passthrough(self) -> bool:
@@ -125,7 +141,7 @@ class BatchingPolicy:
             self._timer.cancel()
             self._timer = None
         pending = self._pending
-        queues = getattr(self.policy, "start_generate", None) is not None
+        queues = self._start_generate is not None
         while True:
             while pending and pending[0].future.done():  # its episode timed out or was cancelled
                 pending.popleft()
@@ -152,7 +168,7 @@ class BatchingPolicy:
     def _start(self, batch: list[_Pending]) -> None:
         """Hand ``batch`` to the policy: by ``start_generate`` when it has it (the call starts now), else
         by a task awaiting ``generate`` (it starts when the loop gets to the task)."""
-        start_generate = getattr(self.policy, "start_generate", None)
+        start_generate = self._start_generate
         if start_generate is None:
             task = self._loop.create_task(self._run(batch))
             self._tasks.add(task)

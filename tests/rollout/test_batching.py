@@ -147,6 +147,22 @@ async def test_a_policy_that_starts_generating_at_once_gets_its_batch_in_the_lau
     assert await asyncio.gather(*asks) == ["s0", "s1"]
 
 
+async def test_a_subclass_that_overrides_generate_sees_every_batch():
+    class Recording(StartingPolicy):
+        def __init__(self):
+            super().__init__()
+            self.seen: list[str] = []
+
+        async def generate(self, requests):
+            self.seen.extend(r.messages[0]["content"] for r in requests)
+            return await super().generate(requests)
+
+    policy = Recording()
+    batcher = BatchingPolicy(policy, max_batch=2, max_wait_s=0.0)
+    assert await asyncio.gather(ask(batcher, "a"), ask(batcher, "b")) == ["a", "b"]
+    assert policy.seen == ["a", "b"] and policy.started == []  # through generate, not start_generate
+
+
 async def test_a_batch_the_policy_refuses_fails_and_the_queue_goes_on():
     batcher = BatchingPolicy(StartingPolicy(), max_batch=1, max_wait_s=0.0)
     with pytest.raises(ValueError, match="empty prompt"):
