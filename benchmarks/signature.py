@@ -11,7 +11,7 @@ held-out mazes and counts how often each variant's outcome agrees with it. Each 
 and the untrained one are evaluated on the same held-out (test split) mazes, with 95% Wilson
 intervals.
 
-    python benchmarks/signature.py                        # the README's run (30-50 min a variant on 2 shared cores)
+    python benchmarks/signature.py                        # the README's run (about 80 min on an idle 2-core machine)
     python benchmarks/signature.py --steps 1 --eval-episodes 8 --out /tmp/sig   # a smoke run
 
 Resumable: every finished phase is recorded in ``OUT/signature.json`` and skipped when the
