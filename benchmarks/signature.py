@@ -280,7 +280,8 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 def setting(config) -> str:
     """The task and budget in words, for the figure."""
     kw, r = config.envs[0].kwargs, config.rollout
-    return (f"{kw['size']}x{kw['size']} mazes, shortest path {kw['min_path']} cells, {kw['max_turns']} turns,\n"
+    detour = f" ({kw['min_detour']} longer than straight)" if kw.get("min_detour") else ""
+    return (f"{kw['size']}x{kw['size']} mazes, shortest path {kw['min_path']} cells{detour},\n{kw['max_turns']} turns, "
             f"{config.trainer.steps} steps x {r.groups_per_step} groups x {r.group_size} episodes per variant")
 
 
