@@ -138,6 +138,10 @@ class TrainerConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     #: Padded tokens per micro-batch; gradients accumulate over micro-batches of one step.
     micro_batch_tokens: int = Field(4096, ge=16)
+    #: Run a prompt that several samples begin with (a GRPO group's) once per micro-batch, its
+    #: continuations attending to its keys and values; off, or for models whose cache cannot be
+    #: extended (sliding windows, gradient checkpointing), every sample is a row of its own.
+    share_prefixes: bool = True
     #: Tokens per chunk when computing log-probs (never the full vocabulary for the whole batch).
     logprob_chunk: int = Field(512, ge=1)
     #: Torch intra-op threads for the learner (0 = torch's default).

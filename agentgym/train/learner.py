@@ -3,7 +3,8 @@
 The learner owns the trainable model, AdamW, the learning-rate schedule and an
 optional frozen reference model. :meth:`Learner.step` takes :class:`Sample` s (exact
 sampled tokens, loss masks, behaviour log-probs, token advantages), packs them into
-micro-batches by a padded-token budget, and for each one runs the transformer body,
+micro-batches by a padded-token budget (a prompt that several samples share run once:
+:mod:`agentgym.train.packing`), and for each one runs the transformer body,
 keeps only the hidden states that predict sampled tokens, and computes their log-probs
 chunk by chunk (:func:`chunked_logprobs`) before the clipped loss. Gradients accumulate
 over micro-batches with per-token weights fixed for the whole step, so the result does
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +31,7 @@ from agentgym.torch_thread import call_on_torch_thread
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits, ppo_loss, token_weights
+from agentgym.train.packing import MicroBatch, pack_micro_batches
 from agentgym.train.precision import MasterWeights
 
 
@@ -62,65 +63,39 @@ def split_causal_lm(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     return body, head
 
 
-@dataclass
-class MicroBatch:
-    input_ids: torch.Tensor  # [B, L]
-    attention_mask: torch.Tensor  # [B, L]
-    select: torch.Tensor  # [B, L-1] bool: positions whose next token was sampled
-    targets: torch.Tensor  # [N]
-    behaviour: torch.Tensor  # [N]
-    advantages: torch.Tensor  # [N]
-    weights: torch.Tensor  # [N]
-    padded_tokens: int
+def prefix_cache_shareable(module: nn.Module) -> bool:
+    """Whether ``module`` (a causal LM or its body) returns, in its current mode, a key/value cache of
+    full-attention layers that continuations can extend (not so under gradient checkpointing, which
+    turns the cache off, nor for sliding-window or recurrent layers)."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:
+        return False
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        out = module(input_ids=torch.zeros((1, 2), dtype=torch.long, device=device), use_cache=True)
+    cache = getattr(out, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    return type(cache) is DynamicCache and bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
-def pack_micro_batches(
-    samples: Sequence[Sample], weights: Sequence[float], token_budget: int, pad_id: int = 0
-) -> list[MicroBatch]:
-    """Sort by length and pack greedily so that rows x longest row <= ``token_budget``."""
-    order = sorted(range(len(samples)), key=lambda i: len(samples[i].token_ids))
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        length = len(samples[i].token_ids)
-        if current and (len(current) + 1) * length > token_budget:
-            groups.append(current)
-            current = []
-        current.append(i)
-    if current:
-        groups.append(current)
-    return [_collate([samples[i] for i in g], [weights[i] for i in g], pad_id) for g in groups]
+def _after_prefix(module: nn.Module, prefix_ids: torch.Tensor, attn: torch.Tensor) -> dict[str, Any]:
+    """Run the shared prompt once; the keyword arguments with which ``module`` continues it in every row.
 
+    The rows attend to the prompt's keys and values (expanded, not copied), so the backward
+    pass sums each row's gradient into the prompt's single forward.
+    """
+    from transformers.cache_utils import DynamicCache
 
-def _collate(samples: list[Sample], weights: list[float], pad_id: int) -> MicroBatch:
-    length = max(len(s.token_ids) for s in samples)
-    b = len(samples)
-    ids = torch.full((b, length), pad_id, dtype=torch.long)
-    attn = torch.zeros((b, length), dtype=torch.long)
-    mask = torch.zeros((b, length), dtype=torch.bool)
-    behaviour = torch.zeros((b, length), dtype=torch.float32)
-    adv = torch.zeros((b, length), dtype=torch.float32)
-    w = torch.zeros((b, length), dtype=torch.float32)
-    for row, (s, weight) in enumerate(zip(samples, weights)):
-        n = len(s.token_ids)
-        ids[row, :n] = torch.tensor(s.token_ids, dtype=torch.long)
-        attn[row, :n] = 1
-        mask[row, :n] = torch.tensor(s.loss_mask, dtype=torch.bool)
-        behaviour[row, :n] = torch.tensor(s.behaviour_logprobs[:n], dtype=torch.float32)
-        adv[row, :n] = torch.as_tensor(s.advantages[:n], dtype=torch.float32)
-        w[row, :n] = weight
-    mask[:, 0] = False  # the first token has no prediction
-    select = mask[:, 1:]
-    return MicroBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        select=select,
-        targets=ids[:, 1:][select],
-        behaviour=behaviour[:, 1:][select],
-        advantages=adv[:, 1:][select],
-        weights=w[:, 1:][select],
-        padded_tokens=b * length,
-    )
+    out = module(input_ids=prefix_ids, use_cache=True)
+    rows, width = attn.shape
+    length = prefix_ids.shape[1]
+    shared = DynamicCache(ddp_cache_data=[
+        (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
+        for layer in out.past_key_values.layers])
+    positions = torch.arange(length, length + width, device=attn.device).expand(rows, width)
+    return {"past_key_values": shared, "use_cache": True, "position_ids": positions,
+            "full_attention_mask": torch.cat([attn.new_ones((rows, length)), attn], dim=1)}
 
 
 def _lr_lambda(schedule: str, warmup: int, total: int):
@@ -190,6 +165,7 @@ class Learner:
             self.optimizer, _lr_lambda(trainer.schedule, trainer.warmup_steps, trainer.steps)
         )
         self.steps_done = 0
+        self._prefix_sharing: bool | None = None
 
     # ----------------------------------------------------------------- log-probs
     def _logprobs(self, parts, model: nn.Module, mb: MicroBatch, with_entropy: bool):
@@ -199,11 +175,15 @@ class Learner:
         targets = mb.targets.to(self.device)
         autocast = self.autocast_dtype
         with torch.autocast(self.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            extra = {"use_cache": False}
+            if mb.prefix_ids is not None:
+                extra = _after_prefix(model if parts is None else parts[0], mb.prefix_ids.to(self.device), attn)
+                attn = extra.pop("full_attention_mask")
             if parts is None:
-                logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1][select]
+                logits = model(input_ids=ids, attention_mask=attn, **extra).logits[:, :-1][select]
                 return logprobs_from_logits(logits, targets, self.temperature)
             body, head = parts
-            out = body(input_ids=ids, attention_mask=attn, use_cache=False)
+            out = body(input_ids=ids, attention_mask=attn, **extra)
             hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
             hidden = hidden[:, :-1][select]
         return chunked_logprobs(
@@ -247,10 +227,12 @@ class Learner:
     def _step_weighted(self, samples: Sequence[Sample], weights: Sequence[float], update_lock: Any
                        ) -> dict[str, Any]:
         t0 = time.perf_counter()
+        release_free_memory()  # what generation freed goes back before the step's activations arrive
         lengths = [s.num_sampled for s in samples]
-        batches = self._align(pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id))
-        ref_logps = self._reference_logprobs(batches) if self.ref_model is not None else None
         self.model.train()
+        batches = self._align(pack_micro_batches(samples, weights, self.trainer.micro_batch_tokens, self.pad_id,
+                                                 share_prefixes=self._shares_prefixes()))
+        ref_logps = self._reference_logprobs(batches) if self.ref_model is not None else None
         stats = LossStats()
         loss_total = 0.0
         grad_norm = 0.0
@@ -316,6 +298,16 @@ class Learner:
             out.pop("kl")
         release_free_memory()  # the step's activations and gradients are freed: give the pages back
         return out
+
+    def _shares_prefixes(self) -> bool:
+        """Whether micro-batches run a prompt shared by several samples once (asked the model on the first
+        step, in training mode: :func:`prefix_cache_shareable`)."""
+        if self._prefix_sharing is None:
+            modules = [(self.parts[0] if self.parts else self.model)]
+            if self.ref_model is not None:
+                modules.append(self.ref_parts[0] if self.ref_parts else self.ref_model)
+            self._prefix_sharing = self.trainer.share_prefixes and all(prefix_cache_shareable(m) for m in modules)
+        return self._prefix_sharing
 
     # ----------------------------------------------------------------- hooks of a data-parallel learner
     #: The loss is multiplied by it before backward (ranks whose gradients are averaged sum them instead).

@@ -37,8 +37,9 @@ from torch import nn
 
 from agentgym.errors import UserError
 from agentgym.train.advantages import Sample
-from agentgym.train.learner import Learner, MicroBatch, split_causal_lm
+from agentgym.train.learner import Learner, split_causal_lm
 from agentgym.train.losses import LossStats, chunked_logprobs, logprobs_from_logits
+from agentgym.train.packing import MicroBatch
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +300,10 @@ class ParallelLearner(Learner):
         set_optimizer_state_dict(self.root, self.optimizer, optim, options=options)
 
     # ---- the hooks of Learner.step_weighted
+    def _shares_prefixes(self) -> bool:
+        """Never: the sharded root module runs whole rows (a prompt is computed once per sample)."""
+        return False
+
     def _logprobs(self, parts, model: nn.Module, mb: MicroBatch, with_entropy: bool):
         root = self.ref_root if model is self.ref_model else self.root
         return root(mb.input_ids.to(self.device), mb.attention_mask.to(self.device), mb.select.to(self.device),
