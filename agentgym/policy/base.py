@@ -125,11 +125,14 @@ class LocalWeights:
     ``lock`` is held by every generation; whoever writes the weights holds it too. ``commit()``
     tells the policy its weights changed in place (its version moves on, caches of the old
     weights are dropped); call it from the torch thread, in the same job as the write.
+    ``drop_caches()`` frees what only the current weights can use (the prefix cache) at once:
+    called in that job before the write, it keeps those caches out of the step's peak memory.
     """
 
     module: Any
     lock: Any
     commit: Callable[[], int]
+    drop_caches: Callable[[], None] = lambda: None
 
 
 @dataclass

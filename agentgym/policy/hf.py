@@ -141,7 +141,7 @@ class HFPolicy:
 
     def weights(self) -> LocalWeights:
         """The module this policy generates with, its lock, and how to say it changed in place."""
-        return LocalWeights(self.model, self.lock, self.commit_weights)
+        return LocalWeights(self.model, self.lock, self.commit_weights, self.drop_caches)
 
     async def update_weights(self, state_dict: Mapping[str, Any] | None = None) -> int:
         """Load ``state_dict`` (if given) into the model on the torch thread; returns the new version.
@@ -161,9 +161,14 @@ class HFPolicy:
         """The weights changed in place: bump and return :attr:`version`, drop the old weights' cache."""
         with self.lock:
             self.version += 1
-            if self.prefix_cache is not None:
-                self.prefix_cache.clear()  # keys and values of the old weights
+            self.drop_caches()  # keys and values of the old weights
             return self.version
+
+    def drop_caches(self) -> None:
+        """Free the prefix cache now (its entries hold keys and values of the current weights)."""
+        with self.lock:
+            if self.prefix_cache is not None:
+                self.prefix_cache.clear()
 
     # -- generation ------------------------------------------------------------------------
 
@@ -392,7 +397,11 @@ def sample(logits: Any, temperature: Any, top_p: Any, generators: list[Any]) -> 
             outside = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= cut
             sorted_probs = sorted_probs.masked_fill(outside, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        probs = probs.cpu()
-        for k, row in enumerate(sampled_rows):
-            chosen[row] = torch.multinomial(probs[k], 1, generator=generators[row]).item()
+        # Inverse CDF: one uniform draw per row from that row's generator. ``torch.multinomial`` draws
+        # an exponential per vocabulary entry (49k for SmolLM2): 12% of a CPU batch's generation time.
+        cdf = probs.double().cumsum(dim=-1)  # float64: u x total stays below the total
+        u = torch.stack([torch.rand((), generator=generators[row], dtype=torch.float64) for row in sampled_rows])
+        # side="right": the first entry whose cumulative mass exceeds the draw, never a zero-probability one
+        picks = torch.searchsorted(cdf, (u.to(cdf.device) * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+        chosen[sampled_rows] = picks.clamp(max=cdf.shape[1] - 1)
     return chosen, logp.gather(-1, chosen.unsqueeze(1)).squeeze(1)

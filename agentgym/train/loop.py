@@ -149,6 +149,7 @@ class Trainer(RunParts):
     def _learn_and_publish(self, samples) -> tuple[dict[str, Any] | None, float]:
         """The learner step and the sync's torch part as one torch-thread job: no generation runs
         between the optimizer's write and the policy learning of it."""
+        self.sync.prepare()
         learned = self.learner.step(samples, update_lock=self.sync.update_lock) if samples else None
         t = time.perf_counter()
         self.sync.publish()

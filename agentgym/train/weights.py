@@ -15,9 +15,9 @@ One protocol, three ways, chosen from where the policy's weights live
   engine shares the learner's GPU, ``before_step`` puts it to sleep (its weights and KV cache
   leave the GPU) and the update wakes it.
 
-The trainer awaits ``sync.before_step()``, runs ``learner.step(samples, update_lock=sync.
-update_lock)`` and ``sync.publish()`` as one job on the torch thread, then awaits
-``sync.apublish()``.
+The trainer awaits ``sync.before_step()``, runs ``sync.prepare()``, ``learner.step(samples,
+update_lock=sync.update_lock)`` and ``sync.publish()`` as one job on the torch thread, then
+awaits ``sync.apublish()``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class WeightSync:
     async def before_step(self) -> None:
         """Before the learner step (e.g. free the GPU the rollout engine shares with the learner)."""
 
+    def prepare(self) -> None:
+        """The torch-thread part before the learner step, in its job: free what the step will make
+        stale (an hf policy's prefix cache), so that it does not add to the step's peak memory."""
+
     def publish(self) -> None:
         """The torch-thread part, in the same job as the learner step."""
 
@@ -65,6 +69,9 @@ class SharedSync(WeightSync):
         self.handle = handle
         self.update_lock = handle.lock
 
+    def prepare(self) -> None:
+        self.handle.drop_caches()
+
     def publish(self) -> None:
         self.handle.commit()
 
@@ -76,6 +83,9 @@ class CopySync(WeightSync):
                  state_fn: Callable[[], dict[str, Any]] | None = None):
         super().__init__(policy, learner_model, state_fn)
         self.handle = handle
+
+    def prepare(self) -> None:
+        self.handle.drop_caches()
 
     def publish(self) -> None:
         import torch

@@ -100,3 +100,23 @@ def test_policy_protocol(tiny_policy):
 
     assert isinstance(tiny_policy, Policy)
     assert tiny_policy.generate_sync([chat("hi", temperature=0, max_tokens=2)])[0][0].token_ids
+
+
+def test_sampler_draws_each_token_at_its_probability_and_never_a_cut_one():
+    from agentgym.policy.hf import sample
+
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.15, 0.05])
+    logits = probs.clamp(min=1e-30).log().expand(4000, -1)
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.ones(4000)
+    chosen, logp = sample(logits, rows, rows, [generator] * 4000)
+    counts = torch.bincount(chosen, minlength=5).double() / 4000
+    assert counts[1] == 0
+    assert torch.allclose(counts, probs.double(), atol=0.025)  # ~3 standard errors at the 0.5 entry
+    torch.testing.assert_close(logp, probs.log()[chosen])
+    cut, _ = sample(logits[:500], rows[:500], torch.full((500,), 0.7), [generator] * 500)
+    assert set(cut.tolist()) == {0, 2}  # top-p 0.7 keeps the smallest set reaching 0.7 mass
+    seeded = [torch.Generator().manual_seed(7) for _ in range(2)]
+    first, _ = sample(logits[:1], rows[:1], rows[:1], seeded[:1])
+    again, _ = sample(logits[:3], rows[:3], rows[:3], [seeded[1], generator, generator])
+    assert first[0] == again[0]  # a seeded row draws the same token whatever shares its batch
