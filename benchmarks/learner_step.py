@@ -83,7 +83,9 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device:
     from agentgym.policy.hf import HFPolicy
     from agentgym.train.advantages import Sample, group_advantages
     from agentgym.train.config import AlgorithmConfig, TrainerConfig
+    from agentgym.torch_thread import call_on_torch_thread
     from agentgym.train.learner import Learner
+    from agentgym.train.weights import SharedSync
 
     from agentgym.malloc import limit_malloc_growth
 
@@ -102,6 +104,15 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device:
         autocast=precision.autocast_dtype,
         master_weights=precision.master_weights,
     )
+    sync = SharedSync(policy, policy.model, policy.weights())
+
+    def learn(samples: list) -> dict:
+        """What `agentgym train` runs as one torch-thread job with a shared hf policy."""
+        sync.prepare()  # the prefix cache of the weights about to change goes first
+        m = learner.step(samples, update_lock=sync.update_lock)
+        sync.publish()  # new version, old keys/values dropped
+        return m
+
     messages = [[{"role": "user", "content": p}] for p in PROMPTS]
     prompt_ids = [policy.renderer.initial(m) for m in messages]
     params = SamplingParams(temperature=1.0, max_tokens=MAX_NEW, n=GROUP)
@@ -121,8 +132,7 @@ def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device:
 
                 samples.append(Sample(tokens, mask, [0.0] * n_prompt + c.logprobs,
                                       np.asarray(mask, dtype=np.float32) * float(adv)))
-        m = learner.step(samples, update_lock=policy.lock)
-        policy.update_weights()  # as `agentgym train` syncs a shared model: new version, old keys/values dropped
+        m = call_on_torch_thread(learn, samples)
         t2 = time.perf_counter()
         records.append({
             "step_s": t2 - t0, "generation_s": t1 - t0, "train_s": t2 - t1,
