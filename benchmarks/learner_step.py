@@ -74,20 +74,19 @@ def device_note(device: str) -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if device == "cuda" else "cpu"
 
 
-def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 256, device: str = "cpu") -> dict:
+def run_ours(model_path: str, steps: int, micro_batch_tokens: int = 320, device: str = "cpu") -> dict:
     import asyncio
 
     import torch
 
+    from agentgym.malloc import limit_malloc_growth
     from agentgym.policy.base import GenerationRequest, SamplingParams
     from agentgym.policy.hf import HFPolicy
+    from agentgym.torch_thread import call_on_torch_thread
     from agentgym.train.advantages import Sample, group_advantages
     from agentgym.train.config import AlgorithmConfig, TrainerConfig
-    from agentgym.torch_thread import call_on_torch_thread
     from agentgym.train.learner import Learner
     from agentgym.train.weights import SharedSync
-
-    from agentgym.malloc import limit_malloc_growth
 
     limit_malloc_growth()  # what `agentgym train` does at start
     torch.manual_seed(0)
@@ -230,7 +229,7 @@ def ensure_trl_venv() -> Path:
     return python
 
 
-def child(python: str, side: str, model_path: str, steps: int, micro_batch_tokens: int = 256,
+def child(python: str, side: str, model_path: str, steps: int, micro_batch_tokens: int = 320,
           device: str = "cpu") -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--child", side, "--model", model_path, "--steps", str(steps),
            "--micro-batch-tokens", str(micro_batch_tokens), "--device", device]
@@ -261,7 +260,7 @@ def main() -> None:
     parser.add_argument("--skip-trl", action="store_true")
     parser.add_argument("--child", choices=["ours", "trl"])
     parser.add_argument("--model")
-    parser.add_argument("--micro-batch-tokens", type=int, default=256,
+    parser.add_argument("--micro-batch-tokens", type=int, default=320,
                         help="agentgym's tokens per forward/backward (smaller: less activation memory)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto (the default): the GPU when there is one, else the CPU")
