@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.learner import Learner, pack_micro_batches
-from agentgym.train.losses import logprobs_from_logits, token_weights
-from tests.train.conftest import tiny_llama
+from agentgym.train.losses import token_weights
+from tests.train.conftest import on_policy_sample, tiny_llama
 
 
 def make_samples(model, n=6, seed=0):
@@ -21,12 +20,7 @@ def make_samples(model, n=6, seed=0):
         ids = rng.integers(1, 64, size=length).tolist()
         mask = [0] * 3 + [int(x) for x in rng.integers(0, 2, size=length - 3)]
         mask[-1] = 1
-        with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[0, :-1]
-        lp, _ = logprobs_from_logits(logits, torch.tensor(ids[1:]))
-        behaviour = [0.0] + [float(v) if m else 0.0 for v, m in zip(lp, mask[1:])]
-        adv = np.asarray(mask, dtype=np.float32) * float(rng.normal())
-        out.append(Sample(ids, mask, behaviour, adv))
+        out.append(on_policy_sample(model, ids, mask, float(rng.normal())))
     return out
 
 

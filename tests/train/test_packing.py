@@ -9,9 +9,9 @@ import torch
 from agentgym.train.advantages import Sample
 from agentgym.train.config import AlgorithmConfig, TrainerConfig
 from agentgym.train.learner import Learner, prefix_cache_shareable
-from agentgym.train.losses import logprobs_from_logits, token_weights
+from agentgym.train.losses import token_weights
 from agentgym.train.packing import MIN_SHARED_PREFIX, pack_micro_batches, shared_prefix_length
-from tests.train.conftest import tiny_llama
+from tests.train.conftest import on_policy_sample, tiny_llama
 
 
 def grouped_samples(model, groups=3, size=4, seed=0, multi_turn=True):
@@ -29,12 +29,7 @@ def grouped_samples(model, groups=3, size=4, seed=0, multi_turn=True):
                 second = rng.integers(1, 64, size=int(rng.integers(1, 5))).tolist()
                 ids += observation + second
                 mask += [0] * 3 + [1] * len(second)
-            with torch.no_grad():
-                logits = model(torch.tensor([ids])).logits[0, :-1]
-            lp, _ = logprobs_from_logits(logits, torch.tensor(ids[1:]))
-            behaviour = [0.0] + [float(v) if m else 0.0 for v, m in zip(lp, mask[1:])]
-            adv = np.asarray(mask, dtype=np.float32) * float(rng.normal())
-            out.append(Sample(ids, mask, behaviour, adv))
+            out.append(on_policy_sample(model, ids, mask, float(rng.normal())))
     return out
 
 
